@@ -21,11 +21,7 @@ _MIME_RE = re.compile(
 
 def validate_mime(mime: object) -> str:
     """Return the mime type with a lowercased ``type/subtype``; raise :class:`InvalidMime`."""
-    if (
-        not isinstance(mime, str)
-        or len(mime) > MAX_MIME_LENGTH
-        or _MIME_RE.fullmatch(mime) is None
-    ):
+    if not isinstance(mime, str) or len(mime) > MAX_MIME_LENGTH or _MIME_RE.fullmatch(mime) is None:
         shown = mime[:80] if isinstance(mime, str) else type(mime).__name__
         raise InvalidMime("mime must look like 'type/subtype'", details={"mime": shown})
     essence, sep, params = mime.partition(";")

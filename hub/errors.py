@@ -101,8 +101,10 @@ class HubError(Exception):
         *,
         details: dict[str, Any] | None = None,
         suggestions: list[str] | None = None,
+        op_id: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.op_id = op_id
         self.code = code
         self.message = message
         self.details: dict[str, Any] = dict(details or {})

@@ -129,6 +129,10 @@ class TakeAdded(_Event):
     session: str
     section: str
     take: Take
+    # Where it goes (None = appended) and whether it becomes the chosen take: both
+    # default for new takes; set when undo restores a removed take exactly as it was.
+    index: int | None = None
+    chosen: bool = False
 
 
 class TakeRemoved(_Event):
@@ -316,7 +320,7 @@ def topic_of(event: BaseModel) -> str:
     """The subscription topic an event is delivered on."""
     kind = getattr(event, "type", "")
     if kind.startswith(("session.", "section.", "take.")):
-        return f"session:{getattr(event, 'session')}"
+        return f"session:{getattr(event, 'session', '')}"
     if kind.startswith("job."):
         return "jobs"
     return "files"

@@ -59,8 +59,9 @@ class Session(Frozen):
     sections: tuple[Section, ...] = ()
     created_at: float = 0.0
     updated_offset: int = 0
-    # Undo/redo stacks hold the ids of command groups; the groups' events are
-    # kept in `history` so undo is computable from state alone (pure decide).
+    # Undo/redo stacks hold the ids of command groups (oldest first) so clients see
+    # what can be undone; the groups' events live in `HubState.history`
+    # (hub/state.py) so undo is computable from state alone (pure decide).
     undo_stack: tuple[str, ...] = ()
     redo_stack: tuple[str, ...] = ()
 

@@ -563,3 +563,17 @@ def json_schema() -> dict[str, Any]:
         "oneOf": [{"$ref": "#/$defs/ClientMessage"}, {"$ref": "#/$defs/ServerMessage"}],
         "$defs": dict(sorted(defs.items())),
     }
+
+
+class CloseCode:
+    """WebSocket close codes the hub uses; 4xxx are Tutti's own."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # the hub is shutting down; reconnect with resume
+    POLICY = 1008  # browser Origin not allowed
+    TOO_BIG = 1009
+    NOT_AUTHORIZED = 4001  # bad or missing token; do not retry without a new token
+    HEARTBEAT_TIMEOUT = 4002  # no frame from the client within heartbeat_timeout; reconnect
+    SLOW_CONSUMER = 4008  # the client fell too far behind; reconnect with resume (recoverable)
+
+    RECOVERABLE = frozenset({GOING_AWAY, HEARTBEAT_TIMEOUT, SLOW_CONSUMER})

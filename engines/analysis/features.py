@@ -1,0 +1,56 @@
+"""Whole-piece statistics on note arrays: polyphony and the energy curve."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engines.analysis.similarity import BarFeatures
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+DENSITY_KNEE = 8.0  # notes/s at which the density half of energy reaches 0.5
+
+
+def polyphony(onset_ticks: I64, duration_ticks: I64) -> tuple[float, int]:
+    """(time-weighted mean while anything sounds, max) of simultaneously sounding notes.
+
+    Onsets must be sorted.  Mean = total note time / length of the union of the notes (a running
+    max of offsets merges overlapping notes); max = notes started minus notes ended, at each onset.
+    A note ending where the next begins (legato) does not count as an overlap.
+    """
+    if onset_ticks.shape[0] == 0:
+        return 0.0, 0
+    on = onset_ticks
+    off = on + np.maximum(duration_ticks, 1)
+    reach = np.maximum.accumulate(off)
+    before = np.concatenate((on[:1], reach[:-1]))
+    union = float(np.maximum(reach - np.maximum(on, before), 0).sum())
+    started = np.searchsorted(on, on, side="right")
+    ended = np.searchsorted(np.sort(off), on, side="right")
+    return float((off - on).sum()) / union, int((started - ended).max())
+
+
+def energy_curve(f: BarFeatures) -> F64:
+    """Per-bar energy in [0, 1]: mean of loudness (mean velocity) and saturating note density."""
+    count = f.note_count
+    loud = np.where(count > 0, f.velocity_sum / np.maximum(count, 1) / 127.0, 0.0)
+    rate = count / f.seconds
+    dense = rate / (rate + DENSITY_KNEE)
+    raw = 0.5 * (loud + dense)
+    if raw.shape[0] >= 3:  # 3-bar smoothing: one loud fill is not the peak of the piece
+        padded = np.pad(raw, 1, mode="edge")
+        raw = (padded[:-2] + padded[1:-1] + padded[2:]) / 3.0
+    out: F64 = np.clip(raw, 0.0, 1.0)
+    return out
+
+
+def start_peak_end(curve: F64) -> tuple[float, float, float, int]:
+    """Mean of the first and last tenth (at least one bar), the max, and the bar of the max."""
+    n = curve.shape[0]
+    if n == 0:
+        return 0.0, 0.0, 0.0, 0
+    k = max(1, n // 10)
+    peak_bar = int(np.argmax(curve))
+    return float(curve[:k].mean()), float(curve[peak_bar]), float(curve[-k:].mean()), peak_bar

@@ -1,0 +1,350 @@
+"""MIDI bytes -> numpy note arrays, tempo map, time signatures and bar grid.
+
+symusic does the parsing (C++, well under a millisecond for a 10-minute file); everything after that
+is vectorised numpy, so no Python loop ever runs per note.  Times are kept in ticks (exact integers,
+cheap to sort) and converted to seconds and quarter-note beats through the tempo map.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import symusic
+from numpy.typing import NDArray
+
+from engines.analysis.errors import AnalysisError
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+BoolArr = NDArray[np.bool_]
+
+DEFAULT_MSPQ = 500_000  # 120 bpm: the MIDI default when a file has no set_tempo
+
+
+@dataclass(frozen=True, slots=True)
+class TempoMap:
+    """Piecewise-constant tempo: change points in ticks, their times in seconds, and tempo."""
+
+    tpq: int
+    ticks: I64
+    seconds: F64
+    mspq: F64  # microseconds per quarter note
+
+    @property
+    def bpm(self) -> F64:
+        return 60_000_000.0 / self.mspq
+
+    def to_seconds(self, ticks: NDArray[np.int64] | NDArray[np.float64]) -> F64:
+        if self.ticks.shape[0] == 1:  # constant tempo: skip the search
+            const: F64 = ticks * (self.mspq[0] / (1e6 * self.tpq))
+            return const
+        idx = np.searchsorted(self.ticks, ticks, side="right") - 1
+        np.clip(idx, 0, None, out=idx)
+        return self.seconds[idx] + (ticks - self.ticks[idx]) * (self.mspq[idx] / (1e6 * self.tpq))
+
+    def tick_to_seconds(self, tick: float) -> float:
+        return float(self.to_seconds(np.array([tick], dtype=np.float64))[0])
+
+
+@dataclass(frozen=True)
+class NoteArrays:
+    """One row per note, sorted by onset tick (then instrument index).
+
+    Ticks are stored; seconds and beats are derived on first use (cached), because the hot
+    metadata path needs neither.
+    """
+
+    onset_ticks: I64
+    duration_ticks: I64
+    pitch: I64
+    velocity: I64
+    program: I64
+    is_drum: BoolArr
+    track: I64  # index into ParsedMidi.instruments
+    tempo: TempoMap
+
+    def __len__(self) -> int:
+        return int(self.pitch.shape[0])
+
+    @cached_property
+    def onset_s(self) -> F64:
+        return self.tempo.to_seconds(self.onset_ticks)
+
+    @cached_property
+    def duration_s(self) -> F64:
+        out: F64 = self.tempo.to_seconds(self.onset_ticks + self.duration_ticks) - self.onset_s
+        return out
+
+    @cached_property
+    def onset_beats(self) -> F64:
+        """Quarter notes from the start."""
+        out: F64 = self.onset_ticks / float(self.tempo.tpq)
+        return out
+
+    @cached_property
+    def duration_beats(self) -> F64:
+        out: F64 = self.duration_ticks / float(self.tempo.tpq)
+        return out
+
+    def select(self, mask: BoolArr) -> NoteArrays:
+        """The notes where ``mask`` is true, order kept."""
+        return NoteArrays(
+            onset_ticks=self.onset_ticks[mask],
+            duration_ticks=self.duration_ticks[mask],
+            pitch=self.pitch[mask],
+            velocity=self.velocity[mask],
+            program=self.program[mask],
+            is_drum=self.is_drum[mask],
+            track=self.track[mask],
+            tempo=self.tempo,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSignature:
+    tick: int
+    seconds: float
+    numerator: int
+    denominator: int
+    bar: int  # 0-based index of the bar it starts
+
+    @property
+    def quarters_per_bar(self) -> float:
+        return self.numerator * 4.0 / self.denominator
+
+    @property
+    def label(self) -> str:
+        return f"{self.numerator}/{self.denominator}"
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentTrack:
+    index: int
+    name: str
+    program: int
+    is_drum: bool
+    note_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMidi:
+    tpq: int
+    notes: NoteArrays
+    tempo: TempoMap
+    time_signatures: tuple[TimeSignature, ...]
+    bar_starts_ticks: F64  # start tick of every bar, covering the whole piece
+    instruments: tuple[InstrumentTrack, ...]
+    end_tick: int
+    end_s: float
+
+    @property
+    def n_bars(self) -> int:
+        return int(self.bar_starts_ticks.shape[0])
+
+    def bar_of_ticks(self, ticks: NDArray[np.int64] | NDArray[np.float64]) -> I64:
+        """0-based bar index of each tick position."""
+        if len(self.time_signatures) == 1:  # one meter: plain division beats a search
+            bar_len = self.time_signatures[0].quarters_per_bar * self.tpq
+            div = (ticks // bar_len).astype(np.int64)
+            return np.clip(div, 0, self.n_bars - 1)
+        idx = np.searchsorted(self.bar_starts_ticks, ticks, side="right") - 1
+        return np.clip(idx, 0, self.n_bars - 1).astype(np.int64)
+
+    def bar_position(self, ticks: float) -> float:
+        """Fractional bar count at ``ticks`` (0.0 = start of bar 1)."""
+        starts = self.bar_starts_ticks
+        i = int(np.searchsorted(starts, ticks, side="right")) - 1
+        i = min(max(i, 0), self.n_bars - 1)
+        ts = self.time_signature_at(starts[i])
+        bar_len = ts.quarters_per_bar * self.tpq
+        return i + (ticks - starts[i]) / bar_len
+
+    def time_signature_at(self, tick: float) -> TimeSignature:
+        current = self.time_signatures[0]
+        for ts in self.time_signatures:  # a handful of entries at most
+            if ts.tick <= tick:
+                current = ts
+        return current
+
+
+def _invalid(message: str, **details: object) -> AnalysisError:
+    return AnalysisError(message, code="invalid_midi", details=details)
+
+
+def validate_container(data: bytes) -> None:
+    """Check the SMF chunk structure before the C++ parser sees it.
+
+    symusic accepts some truncated files silently (a bare header parses as an empty score), so the
+    chunk lengths and the declared track count are checked here; the loop is per chunk, not per event.
+    """
+    n = len(data)
+    if n < 14:
+        raise _invalid("MIDI data too short for a header", reason="too_short", size=n)
+    if data[:4] != b"MThd":
+        raise _invalid(
+            "not a Standard MIDI File: missing 'MThd' header",
+            reason="bad_magic",
+            found=data[:4].hex(),
+        )
+    hlen, fmt, ntracks, division = struct.unpack(">IHHH", data[4:14])
+    if hlen < 6 or 8 + hlen > n:
+        raise _invalid("bad MIDI header length", reason="bad_header_length", header_length=hlen)
+    if fmt not in (0, 1, 2):
+        raise _invalid(f"unknown MIDI format {fmt}", reason="bad_format", format=fmt)
+    if division & 0x8000:
+        raise AnalysisError(
+            "SMPTE time division is not supported",
+            code="unsupported_midi",
+            details={"reason": "smpte_division", "division": division},
+        )
+    if division == 0:
+        raise _invalid("ticks per quarter note is 0", reason="zero_division")
+    pos, found, chunk = 8 + hlen, 0, 0
+    while pos < n:
+        if pos + 8 > n:
+            raise _invalid(
+                "truncated chunk header",
+                reason="truncated_chunk_header",
+                offset=pos,
+                chunk=chunk,
+                available_bytes=n - pos,
+            )
+        kind = data[pos : pos + 4]
+        (length,) = struct.unpack(">I", data[pos + 4 : pos + 8])
+        if pos + 8 + length > n:
+            raise _invalid(
+                f"truncated {kind.decode('latin-1')!r} chunk {chunk}: "
+                f"declares {length} bytes, {n - pos - 8} available",
+                reason="truncated_chunk",
+                chunk=chunk,
+                track=found,
+                offset=pos,
+                declared_length=length,
+                available_bytes=n - pos - 8,
+            )
+        if kind == b"MTrk":
+            found += 1
+        pos += 8 + length
+        chunk += 1
+    if found < ntracks:
+        raise _invalid(
+            f"truncated: header declares {ntracks} tracks, found {found}",
+            reason="missing_tracks",
+            declared_tracks=ntracks,
+            found_tracks=found,
+        )
+
+
+def _load_score(data: bytes) -> symusic.Score:
+    validate_container(data)
+    try:
+        return symusic.Score.from_midi(data)
+    except (RuntimeError, ValueError) as exc:
+        raise _invalid(f"unreadable MIDI: {exc}", reason="parse_error", parser_message=str(exc)) from exc
+
+
+def _tempo_map(score: symusic.Score, tpq: int) -> TempoMap:
+    raw = score.tempos.numpy()
+    ticks = raw["time"].astype(np.int64)
+    mspq = raw["mspq"].astype(np.float64)
+    if ticks.size == 0 or ticks[0] > 0:
+        ticks = np.concatenate(([0], ticks))
+        mspq = np.concatenate(([float(DEFAULT_MSPQ)], mspq))
+    # Several tempo events on one tick: the last one rules (the order symusic keeps).
+    keep = np.append(ticks[1:] != ticks[:-1], True)
+    ticks, mspq = ticks[keep], mspq[keep]
+    seg_s = np.diff(ticks) * (mspq[:-1] / (1e6 * tpq))
+    seconds = np.concatenate(([0.0], np.cumsum(seg_s)))
+    return TempoMap(tpq=tpq, ticks=ticks, seconds=seconds, mspq=mspq)
+
+
+def _bar_grid(
+    score: symusic.Score, tpq: int, end_tick: int, tempo: TempoMap
+) -> tuple[tuple[TimeSignature, ...], F64]:
+    raw = score.time_signatures.numpy()
+    entries = [
+        (int(t), int(nu), int(de))
+        for t, nu, de in zip(raw["time"], raw["numerator"], raw["denominator"], strict=True)
+        if nu > 0 and de > 0
+    ]
+    if not entries or entries[0][0] > 0:
+        entries.insert(0, (0, 4, 4))
+    dedup: list[tuple[int, int, int]] = []
+    for e in entries:
+        if dedup and dedup[-1][0] == e[0]:
+            dedup[-1] = e  # same tick: last wins
+        elif not dedup or dedup[-1][1:] != e[1:]:
+            dedup.append(e)
+    starts: list[F64] = []
+    sigs: list[TimeSignature] = []
+    n_bars = 0
+    for i, (tick, nu, de) in enumerate(dedup):
+        bar_len = nu * 4.0 * tpq / de
+        stop = dedup[i + 1][0] if i + 1 < len(dedup) else max(end_tick, tick + 1)
+        seg = np.arange(tick, stop, bar_len, dtype=np.float64)
+        if seg.size == 0:
+            continue
+        sigs.append(TimeSignature(tick, tempo.tick_to_seconds(tick), nu, de, n_bars))
+        starts.append(seg)
+        n_bars += seg.size
+    return tuple(sigs), np.concatenate(starts)
+
+
+def _note_arrays(score: symusic.Score, tempo: TempoMap) -> tuple[NoteArrays, list[int]]:
+    tracks = list(score.tracks)  # each access to score.tracks builds new wrappers
+    parts = [t.notes.numpy() for t in tracks]
+    counts = [int(p["pitch"].shape[0]) for p in parts]
+    total = sum(counts)
+    track_idx = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    programs = np.array([t.program for t in tracks], dtype=np.int64)
+    drums = np.array([t.is_drum for t in tracks], dtype=np.bool_)
+    if total:
+        onset = np.concatenate([p["time"] for p in parts]).astype(np.int64)
+        dur = np.concatenate([p["duration"] for p in parts]).astype(np.int64)
+        # int8 in symusic: widen before any arithmetic; & 0x7F guards against sign wrap.
+        pitch = np.concatenate([p["pitch"] for p in parts]).astype(np.int64) & 0x7F
+        vel = np.concatenate([p["velocity"] for p in parts]).astype(np.int64) & 0x7F
+    else:
+        onset = dur = pitch = vel = np.zeros(0, dtype=np.int64)
+    # Tracks come time-sorted, so a stable sort merges runs (fast) and keeps track order on ties.
+    order = np.argsort(onset, kind="stable")
+    track_idx = track_idx[order]
+    notes = NoteArrays(
+        onset_ticks=onset[order],
+        duration_ticks=np.maximum(dur[order], 0),
+        pitch=pitch[order],
+        velocity=vel[order],
+        program=programs[track_idx] if total else np.zeros(0, dtype=np.int64),
+        is_drum=drums[track_idx] if total else np.zeros(0, dtype=np.bool_),
+        track=track_idx,
+        tempo=tempo,
+    )
+    return notes, counts
+
+
+def parse_midi(data: bytes) -> ParsedMidi:
+    """Parse Standard MIDI File bytes; raises ``AnalysisError`` (code ``invalid_midi``) if unreadable."""
+    score = _load_score(bytes(data))
+    tpq = int(score.tpq)
+    tempo = _tempo_map(score, tpq)
+    notes, counts = _note_arrays(score, tempo)
+    note_end = int((notes.onset_ticks + notes.duration_ticks).max()) if len(notes) else 0
+    end_tick = max(int(score.end()), note_end)
+    sigs, bar_starts = _bar_grid(score, tpq, end_tick, tempo)
+    instruments = tuple(
+        InstrumentTrack(i, str(t.name), int(t.program), bool(t.is_drum), counts[i])
+        for i, t in enumerate(score.tracks)
+    )
+    return ParsedMidi(
+        tpq=tpq,
+        notes=notes,
+        tempo=tempo,
+        time_signatures=sigs,
+        bar_starts_ticks=bar_starts,
+        instruments=instruments,
+        end_tick=end_tick,
+        end_s=tempo.tick_to_seconds(end_tick),
+    )

@@ -1,0 +1,144 @@
+"""The `tutti` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from hub import __version__
+
+SCHEMA_PATH = Path("plugins/schema/protocol.schema.json")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hub.app import create_app
+    from hub.config import load_config
+    from hub.errors import HubError
+
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "data": args.data,
+        "token": args.token,
+        "log_level": args.log_level,
+        "amt_model": args.amt_model,
+        "engines": args.engine or None,
+    }
+    try:
+        config = load_config(args.config, overrides)
+        config.check()
+    except HubError as err:
+        print(f"tutti: {err.message}", file=sys.stderr)
+        for s in err.suggestions:
+            print(f"  hint: {s}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            ws_max_size=config.limits.max_frame_bytes,
+            ws_ping_interval=None,  # the hub runs its own heartbeats (documented timings)
+            lifespan="on",
+        )
+    )
+    print(f"Tutti {__version__} listening on {config.url}  (data: {config.data.resolve()})", flush=True)
+    server.run()
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from hub.protocol import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if args.stdout:
+        sys.stdout.write(text)
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from engines.amt.cli import tokens_main
+
+    return tokens_main(args.file)
+
+
+def _detokenize(args: argparse.Namespace) -> int:
+    from engines.amt.cli import detokenize_main
+
+    return detokenize_main(args.tokens, args.out)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from engines.analysis import analyze
+    from engines.errors import EngineError
+
+    try:
+        report = analyze(args.file.read_bytes(), args.analyses)
+    except (OSError, EngineError) as err:
+        print(f"tutti analyze: {err}", file=sys.stderr)
+        return 1
+    print(report.model_dump_json(indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tutti", description="Tutti: a composition hub for AI music.")
+    p.add_argument("--version", action="version", version=f"tutti {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="start the hub (prints its URL)")
+    s.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; others need --token)")
+    s.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
+    s.add_argument("--data", type=Path, default=None, help="data folder (default ./tutti-data)")
+    s.add_argument("--token", default=None, help="shared secret clients must send in hello")
+    s.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    s.add_argument("--config", type=Path, default=None, help="TOML file with a [tutti] table")
+    s.add_argument("--amt-model", default=None, help="AMT weights: hub id, local folder (default: bundled)")
+    s.add_argument("--engine", action="append", metavar="NAME=MODULE:CLASS", help="register an extra engine")
+    s.set_defaults(func=_serve)
+
+    sc = sub.add_parser("schema", help="write the protocol JSON Schema for plugin authors")
+    sc.add_argument("--out", type=Path, default=SCHEMA_PATH)
+    sc.add_argument("--stdout", action="store_true", help="print instead of writing the file")
+    sc.set_defaults(func=_schema)
+
+    t = sub.add_parser("tokens", help="print a MIDI file's AMT arrival-time events as JSON")
+    t.add_argument("file", type=Path)
+    t.set_defaults(func=_tokens)
+
+    d = sub.add_parser("detokenize", help="write AMT events (JSON list) as a reference-format MIDI file")
+    d.add_argument("tokens", type=Path)
+    d.add_argument("out", type=Path)
+    d.set_defaults(func=_detokenize)
+
+    a = sub.add_parser("analyze", help="print a MIDI file's musical metadata and analyses as JSON")
+    a.add_argument("file", type=Path)
+    a.add_argument("analyses", nargs="*", choices=["structure", "motifs", "harmony", "rhythm"])
+    a.set_defaults(func=_analyze)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

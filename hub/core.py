@@ -1,0 +1,242 @@
+"""The hub's core: commands in, durable events out, state and fan-out kept in step.
+
+The pure parts (``decide``, ``reduce``) run on the event loop; the only blocking
+work, SQLite appends with fsync, runs on one writer thread. Commands that arrive
+together are decided one after another against a working state and committed in
+one transaction (group commit), so throughput grows with load while an ack still
+means "durable". Events are published to subscribers only after they are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from hub.decide import decide
+from hub.errors import ErrorCode, HubError
+from hub.events import Cause, Envelope, Event, topic_of
+from hub.eventlog import Batch, EventLog, OpAck, OpRecord, PendingEvent
+from hub.fanout import Fanout
+from hub.ids import GROUP, new_id
+from hub.protocol import Ack, SessionCommand
+from hub.state import HubState, reduce
+
+log = logging.getLogger("tutti.core")
+
+T = TypeVar("T")
+
+_MAX_GROUP = 256
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Any]
+    command: SessionCommand | None = None
+    events: Sequence[Event] = ()
+    cause: Cause = "system"
+    op_id: str | None = None
+    client: str | None = None
+    artifact_exists: Callable[[str], bool] | None = None
+
+
+@dataclass
+class _Planned:
+    item: _Pending
+    events: list[PendingEvent] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    error: HubError | None = None
+    replay_of: OpRecord | None = None
+
+
+class Core:
+    """Owns the state, the event log's write side and the commit pipeline."""
+
+    def __init__(self, eventlog: EventLog, fanout: Fanout, state: HubState) -> None:
+        self.log = eventlog
+        self.fanout = fanout
+        self.state = state
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tutti-writer")
+        self._task: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[list[Envelope]], None]] = []
+        self.commits = 0
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._commit_loop(), name="tutti-commit")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop the pipeline."""
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._writer.shutdown(wait=True)
+
+    async def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking database work on the single writer thread, in submission order."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, fn, *args)
+
+    # --- entry points ---------------------------------------------------------------
+
+    async def execute(
+        self,
+        command: SessionCommand,
+        *,
+        op_id: str | None,
+        client: str | None,
+        artifact_exists: Callable[[str], bool] | None = None,
+    ) -> Ack:
+        """Decide, make durable, apply, publish; the Ack resolves only after the fsync."""
+        fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        await self._queue.put(
+            _Pending(fut, command=command, op_id=op_id, client=client, artifact_exists=artifact_exists)
+        )
+        return await fut
+
+    async def record(
+        self, events: Sequence[Event], *, cause: Cause = "system", op_id: str | None = None
+    ) -> list[Envelope]:
+        """Append events the hub itself produced (job lifecycle, files)."""
+        fut: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(fut, events=events, cause=cause, op_id=op_id))
+        return await fut
+
+    # --- the pipeline -----------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            items = [first]
+            while len(items) < _MAX_GROUP and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            try:
+                await self._commit(items)
+            except Exception as exc:  # a bug must not wedge the pipeline
+                log.exception("commit failed")
+                for it in items:
+                    if not it.future.done():
+                        it.future.set_exception(
+                            HubError(ErrorCode.internal_error, f"commit failed: {exc}")
+                        )
+
+    async def _commit(self, items: list[_Pending]) -> None:
+        working = self.state
+        next_offset = self.log.head() + 1
+        plans: list[_Planned] = []
+        seen_ops: dict[str, _Planned] = {}
+        provisional: list[Envelope] = []
+        now = time.time()
+        for it in items:
+            plan = _Planned(it)
+            plans.append(plan)
+            if it.op_id is not None:
+                if it.op_id in seen_ops:
+                    plan.replay_of = None
+                    plan.result = seen_ops[it.op_id].result
+                    plan.error = seen_ops[it.op_id].error
+                    continue
+                previous = self.log.find_op(it.op_id, "")
+                if previous is not None:
+                    plan.replay_of = previous
+                    continue
+                seen_ops[it.op_id] = plan
+            try:
+                if it.command is not None:
+                    decision = decide(
+                        working,
+                        it.command,
+                        now=now,
+                        ids=new_id,
+                        artifact_exists=it.artifact_exists or (lambda _a: True),
+                    )
+                    plan.result = dict(decision.result)
+                    events: Sequence[Event] = decision.events
+                    cause: Cause = decision.cause
+                    group: str | None = decision.group
+                else:
+                    events, cause, group = it.events, it.cause, new_id(GROUP)
+            except HubError as err:
+                err.op_id = it.op_id
+                plan.error = err
+                continue
+            for ev in events:
+                pe = PendingEvent(event=ev, topic=topic_of(ev), cause=cause, group=group, op_id=it.op_id)
+                plan.events.append(pe)
+                env = Envelope(
+                    epoch=self.log.epoch,
+                    offset=next_offset,
+                    ts=now,
+                    topic=pe.topic,
+                    cause=cause,
+                    group=group,
+                    op_id=it.op_id,
+                    event=ev,
+                )
+                next_offset += 1
+                provisional.append(env)
+                working = reduce(working, env)
+
+        batches = [
+            Batch(p.events, self._op_ack(p)) for p in plans if p.error is None and p.replay_of is None
+        ]
+        if any(b.events or b.op is not None for b in batches):
+            written = await self.in_writer(self.log.append_many, batches)
+            durable = [env for batch in written for env in batch]
+            if [e.offset for e in durable] != [e.offset for e in provisional]:
+                # Only this pipeline writes; a mismatch means the log was changed behind us.
+                raise RuntimeError("event log offsets diverged from the planned ones")
+            self.state = working
+            self.commits += 1
+            if durable:
+                self.fanout.publish(durable)
+                for listener in self.listeners:
+                    listener(durable)
+        else:
+            durable = []
+        cursor = 0
+        for plan in plans:
+            fut = plan.item.future
+            n = len(plan.events)
+            mine = provisional[cursor : cursor + n] if plan.error is None else []
+            cursor += n if plan.error is None else 0
+            if fut.done():
+                continue
+            if plan.error is not None:
+                fut.set_exception(plan.error)
+            elif plan.item.command is None:
+                fut.set_result(mine)
+            elif plan.replay_of is not None:
+                fut.set_result(
+                    Ack(
+                        op_id=plan.item.op_id or "",
+                        result=plan.replay_of.result,
+                        offset=plan.replay_of.last_offset,
+                    )
+                )
+            else:
+                fut.set_result(
+                    Ack(
+                        op_id=plan.item.op_id or "",
+                        result=plan.result,
+                        offset=mine[-1].offset if mine else None,
+                    )
+                )
+
+    def _op_ack(self, plan: _Planned) -> OpAck | None:
+        # Op ids are client-generated UUIDs, global across reconnects (a new socket is a
+        # new client id, but a retried command must still have one effect).
+        if plan.item.op_id is None or plan.item.command is None:
+            return None
+        return OpAck(op_id=plan.item.op_id, client="", result=plan.result)

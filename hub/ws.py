@@ -1,0 +1,104 @@
+"""The WebSocket adapter: Starlette socket <-> Connection. All I/O, no protocol decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hub.connection import Connection
+from hub.errors import ErrorCode, HubError
+from hub.protocol import CloseCode, Goodbye, Ping, encode
+from hub.runtime import Hub
+from hub.wire import error_message
+
+log = logging.getLogger("tutti.ws")
+
+
+def origin_allowed(hub: Hub, ws: WebSocket) -> bool:
+    """Browsers send Origin; only pages served by this hub (or configured origins) may connect."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: DAW plugins, CLI tools
+    if origin in hub.config.allowed_origins:
+        return True
+    host = ws.headers.get("host", "")
+    parts = urlsplit(origin)
+    return parts.netloc == host
+
+
+async def websocket_endpoint(ws: WebSocket) -> None:
+    hub: Hub = ws.app.state.hub
+    if not origin_allowed(hub, ws):
+        await ws.accept()
+        err = HubError(ErrorCode.forbidden_origin, f"origin {ws.headers.get('origin')} is not allowed")
+        await ws.send_text(encode(error_message(err)).decode())
+        await ws.close(CloseCode.POLICY, "origin not allowed")
+        return
+    await ws.accept()
+    conn = Connection(hub, peer=str(ws.client))
+    writer = asyncio.create_task(_write_loop(ws, conn))
+    beat = asyncio.create_task(_heartbeat(hub, conn))
+    try:
+        while conn.close_code is None:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            await conn.receive(data)
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        log.exception("websocket reader failed")
+    finally:
+        beat.cancel()
+        if conn.client_id is not None:
+            hub.disconnect(conn.client_id)
+        if conn.close_code is None:
+            conn.close(CloseCode.NORMAL, "")
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(writer, timeout=2.0)
+        writer.cancel()
+
+
+async def _write_loop(ws: WebSocket, conn: Connection) -> None:
+    outbox = conn.outbox
+    try:
+        while True:
+            frames = await outbox.take()
+            for frame in frames:
+                await ws.send_text(frame)
+            if outbox.overflowed:
+                conn.close_code = CloseCode.SLOW_CONSUMER
+                bye = Goodbye(close_code=CloseCode.SLOW_CONSUMER, reason="client fell behind; resume")
+                await ws.send_text(encode(bye).decode())
+                await ws.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume")
+                return
+            if outbox.closed:
+                if conn.close_code not in (None, CloseCode.NORMAL):
+                    bye = Goodbye(close_code=conn.close_code, reason=conn.close_reason)
+                    with contextlib.suppress(Exception):
+                        await ws.send_text(encode(bye).decode())
+                with contextlib.suppress(Exception):
+                    await ws.close(conn.close_code or CloseCode.NORMAL, conn.close_reason)
+                return
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return
+
+
+async def _heartbeat(hub: Hub, conn: Connection) -> None:
+    """Ping every interval; a peer silent for longer than the timeout is dropped."""
+    interval = hub.config.limits.heartbeat_interval
+    timeout = hub.config.limits.heartbeat_timeout
+    while True:
+        await asyncio.sleep(interval)
+        if time.monotonic() - conn.last_seen > timeout:
+            conn.close(CloseCode.HEARTBEAT_TIMEOUT, "no frame within heartbeat timeout")
+            return
+        conn.send(encode(Ping(t=hub.clock())))
