@@ -93,6 +93,15 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _docs(args: argparse.Namespace) -> int:
+    from hub.docs import errors_markdown
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(errors_markdown(), encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tutti", description="Tutti: a composition hub for AI music.")
     p.add_argument("--version", action="version", version=f"tutti {__version__}")
@@ -113,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", type=Path, default=SCHEMA_PATH)
     sc.add_argument("--stdout", action="store_true", help="print instead of writing the file")
     sc.set_defaults(func=_schema)
+
+    dc = sub.add_parser("docs", help="regenerate docs/errors.md from the error codes")
+    dc.add_argument("--out", type=Path, default=Path("docs/errors.md"))
+    dc.set_defaults(func=_docs)
 
     t = sub.add_parser("tokens", help="print a MIDI file's AMT arrival-time events as JSON")
     t.add_argument("file", type=Path)

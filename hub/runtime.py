@@ -22,8 +22,10 @@ from hub.errors import ErrorCode, HubError
 from hub.eventlog import HistoryCompacted, SqliteEventLog
 from hub.fanout import Fanout
 from hub.ids import new_id
+from hub.inbox import Inbox
 from hub.jobs import JobManager
 from hub.jobstore import JobStore
+from hub.events import Envelope, TakeChosen
 from hub.model import Session
 from hub.protocol import (
     AddTake,
@@ -108,6 +110,11 @@ class Hub:
         self.core.start()
         self.jobs = JobManager(self)
         await self.jobs.start()
+        self.core.listeners.append(self._on_events)
+        self.inbox: Inbox | None = None
+        if self.config.watch_inbox:
+            self.inbox = Inbox(self)
+            await self.inbox.start()
         log.info("hub ready: %d sessions, log head %d", len(state.sessions), eventlog.head())
 
     async def stop(self) -> None:
@@ -115,6 +122,8 @@ class Hub:
             from hub.protocol import CloseCode
 
             conn.close(CloseCode.GOING_AWAY, "hub shutting down")
+        if self.inbox is not None:
+            await self.inbox.stop()
         await self.jobs.stop()
         await self.core.stop()
         self.db.close()
@@ -436,6 +445,29 @@ class Hub:
         from hub.media import analyze_artifact
 
         return await analyze_artifact(self, artifact_id, analyses)
+
+    def _on_events(self, envelopes: list[Envelope]) -> None:
+        """Side effects of durable events: a chosen take is exported for DAWs."""
+        for env in envelopes:
+            if isinstance(env.event, TakeChosen) and env.event.take is not None:
+                asyncio.ensure_future(self._export_take(env.event.session, env.event.section, env.event.take))
+
+    async def _export_take(self, session_id: str, section_id: str, take_id: str) -> None:
+        from hub.media import export_file, file_ready, load_artifact_bytes
+
+        s = self.core.state.sessions.get(session_id)
+        sec = s.section(section_id) if s else None
+        take = sec.take(take_id) if sec else None
+        if s is None or sec is None or take is None:
+            return
+        try:
+            data = await asyncio.to_thread(load_artifact_bytes, self, take.artifact_id)
+            index = [t.id for t in sec.takes].index(take_id) + 1
+            path = await export_file(self, session_id, f"{sec.name}-take{index}.mid", data)
+            artifact = self.artifacts.get(take.artifact_id)
+            await self.core.record([file_ready(artifact, path)])
+        except HubError as err:
+            log.warning("export of take %s failed: %s", take_id, err.message)
 
     def snapshot_bytes(self) -> bytes:
         return encode_state(self.core.state)

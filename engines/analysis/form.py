@@ -8,8 +8,10 @@ bars match it bar-for-bar, else a new letter.
 
 from __future__ import annotations
 
+import math
 import string
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
@@ -74,7 +76,7 @@ def _section_similarity(s: F64, a: tuple[int, int], b: tuple[int, int]) -> float
     la, lb = a[1] - a[0], b[1] - b[0]
     m = min(la, lb)
     diag = s[np.arange(a[0], a[0] + m), np.arange(b[0], b[0] + m)]
-    return float(diag.mean()) * (m / max(la, lb)) ** 0.5
+    return float(diag.mean()) * math.sqrt(m / max(la, lb))
 
 
 def _letter(i: int) -> str:
@@ -88,7 +90,7 @@ def sections(s: F64) -> list[Section]:
     if n == 0:
         return []
     cuts = [*boundaries(s), n]
-    spans = list(zip(cuts[:-1], cuts[1:], strict=True))
+    spans = list(pairwise(cuts))
     letters: list[str] = []
     used = 0
     for k, span in enumerate(spans):

@@ -105,5 +105,5 @@ def estimate_key(histogram: F64, profile: str = DEFAULT_PROFILE) -> KeyEstimate 
 
 def pitch_class_histogram(pitch: NDArray[np.int64], weight: F64) -> F64:
     """Duration-weighted pitch-class histogram (12 bins)."""
-    out: F64 = np.bincount(pitch % 12, weights=weight, minlength=12)[:12]
+    out: F64 = np.bincount(pitch % 12, weights=weight, minlength=12)[:12].astype(np.float64, copy=False)
     return out

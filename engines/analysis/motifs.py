@@ -3,7 +3,7 @@
 Each pitched instrument is reduced to its top line (highest note per onset).  A note-to-note step
 is a token (interval in semitones, inter-onset time in 1/12 beats); every window of L tokens is
 hashed in one vectorised pass, so counting all patterns of one length is a single ``np.unique``.
-Longer patterns are chosen first and shorter ones are kept only where they add new occurrences.
+Longer patterns are chosen first; a shorter one is kept only if it occurs somewhere new.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def analyze_motifs(p: ParsedMidi) -> MotifAnalysis:
         hashes, starts = _hashes(tok, valid, length)
         if hashes.shape[0] == 0:
             continue
-        uniq, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
+        _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
         cand = np.flatnonzero(counts >= 2)
         cand = cand[np.argsort(-counts[cand], kind="stable")][:CANDIDATES_PER_LENGTH]
         for c in cand.tolist():  # a few dozen candidates per length
@@ -127,8 +127,8 @@ def analyze_motifs(p: ParsedMidi) -> MotifAnalysis:
             if len(occ) < 2 or _trivial(tok[occ[0] : occ[0] + length]):
                 continue
             fresh = [s for s in occ if not covered[s : s + length + 1].any()]
-            if len(fresh) < 2 and len(fresh) < len(occ):
-                continue  # mostly inside a longer motif already reported
+            if not fresh:
+                continue  # every occurrence lies inside a longer motif already reported
             for s in occ:
                 covered[s : s + length + 1] = True
             chosen.append((length, occ))

@@ -10,10 +10,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 import symusic
 from numpy.typing import NDArray
+from symusic.core import ScoreTick
 
 from engines.analysis.errors import AnalysisError
 
@@ -160,7 +162,7 @@ class ParsedMidi:
         i = min(max(i, 0), self.n_bars - 1)
         ts = self.time_signature_at(starts[i])
         bar_len = ts.quarters_per_bar * self.tpq
-        return i + (ticks - starts[i]) / bar_len
+        return float(i + (ticks - starts[i]) / bar_len)
 
     def time_signature_at(self, tick: float) -> TimeSignature:
         current = self.time_signatures[0]
@@ -238,15 +240,15 @@ def validate_container(data: bytes) -> None:
         )
 
 
-def _load_score(data: bytes) -> symusic.Score:
+def _load_score(data: bytes) -> ScoreTick:
     validate_container(data)
     try:
-        return symusic.Score.from_midi(data)
+        return cast(ScoreTick, symusic.Score.from_midi(data))  # tick-based unless asked otherwise
     except (RuntimeError, ValueError) as exc:
         raise _invalid(f"unreadable MIDI: {exc}", reason="parse_error", parser_message=str(exc)) from exc
 
 
-def _tempo_map(score: symusic.Score, tpq: int) -> TempoMap:
+def _tempo_map(score: ScoreTick, tpq: int) -> TempoMap:
     raw = score.tempos.numpy()
     ticks = raw["time"].astype(np.int64)
     mspq = raw["mspq"].astype(np.float64)
@@ -262,7 +264,7 @@ def _tempo_map(score: symusic.Score, tpq: int) -> TempoMap:
 
 
 def _bar_grid(
-    score: symusic.Score, tpq: int, end_tick: int, tempo: TempoMap
+    score: ScoreTick, tpq: int, end_tick: int, tempo: TempoMap
 ) -> tuple[tuple[TimeSignature, ...], F64]:
     raw = score.time_signatures.numpy()
     entries = [
@@ -293,7 +295,7 @@ def _bar_grid(
     return tuple(sigs), np.concatenate(starts)
 
 
-def _note_arrays(score: symusic.Score, tempo: TempoMap) -> tuple[NoteArrays, list[int]]:
+def _note_arrays(score: ScoreTick, tempo: TempoMap) -> tuple[NoteArrays, list[int]]:
     tracks = list(score.tracks)  # each access to score.tracks builds new wrappers
     parts = [t.notes.numpy() for t in tracks]
     counts = [int(p["pitch"].shape[0]) for p in parts]

@@ -70,7 +70,7 @@ def chroma(ov: Overlaps, pitch: I64, n_segments: int) -> F64:
     """(n_segments, 12) duration-weighted pitch-class content."""
     flat = np.bincount(ov.segment * 12 + pitch[ov.note] % 12, weights=ov.amount,
                        minlength=n_segments * 12)
-    out: F64 = flat[: n_segments * 12].reshape(n_segments, 12)
+    out: F64 = flat[: n_segments * 12].reshape(n_segments, 12).astype(np.float64, copy=False)
     return out
 
 

@@ -41,16 +41,16 @@ def bar_features(p: ParsedMidi) -> BarFeatures:
     notes = p.notes
     starts = p.bar_starts_ticks
     ends = np.append(starts[1:], max(float(p.end_tick), float(starts[-1]) + 1.0))
-    on = notes.onset_ticks.astype(np.float64)
+    on = notes.onset_ticks.astype(np.float64, copy=False)
     ov = overlaps(on, on + notes.duration_ticks, starts, float(ends[-1]))
     pitch_bin = notes.pitch + np.where(notes.is_drum, 128, 0)
     pitch_hist = np.bincount(
         ov.segment * 256 + pitch_bin[ov.note], weights=ov.amount / p.tpq, minlength=n_bars * 256
-    ).reshape(n_bars, 256)
+    ).reshape(n_bars, 256).astype(np.float64, copy=False)
     bar = locate(on, starts)
     frac = (on - starts[bar]) / (ends[bar] - starts[bar])
     step = np.clip((frac * GRID + 0.5).astype(np.int64), 0, GRID - 1)  # nearest grid step
-    onset_hist = np.bincount(bar * GRID + step, minlength=n_bars * GRID).astype(np.float64)
+    onset_hist = np.bincount(bar * GRID + step, minlength=n_bars * GRID).astype(np.float64, copy=False)
     seconds = p.tempo.to_seconds(ends) - p.tempo.to_seconds(starts)
     return BarFeatures(
         pitch=pitch_hist,

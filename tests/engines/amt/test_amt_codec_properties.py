@@ -44,7 +44,8 @@ def _write(tpb: int, tempos: list[tuple[int, int]], channels: list[int], program
         last = tick
     mid.tracks.append(conductor)
     for k, (channel, program) in enumerate(zip(channels, programs, strict=True)):
-        # (tick, order: offs before ons at one tick, message)
+        # (tick, order, message): at one tick, offs of earlier notes come before onsets and
+        # the off of a zero-length note comes after its own onset
         msgs: list[tuple[int, int, mido.Message]] = [
             (0, -1, mido.Message("program_change", channel=channel, program=program))
         ]
@@ -57,7 +58,7 @@ def _write(tpb: int, tempos: list[tuple[int, int]], channels: list[int], program
                     off = mido.Message("note_on", channel=channel, note=n.pitch, velocity=0)
                 else:
                     off = mido.Message("note_off", channel=channel, note=n.pitch)
-                msgs.append((n.off, 0, off))
+                msgs.append((n.off, 0 if n.off > n.on else 2, off))
             if noise:
                 msgs.append((n.on, 1, mido.Message("control_change", channel=channel, control=64, value=127)))
                 msgs.append((n.on, 1, mido.Message("pitchwheel", channel=channel, pitch=100)))

@@ -1,0 +1,302 @@
+"""Helpers for integration tests against a real hub: a uvicorn server in a subprocess on a free port.
+
+``HubProcess`` starts ``python -m hub.cli serve`` (with the slow test engine
+registered) in its own process group, so tests can SIGKILL it and restart it on
+the same data folder. ``WsClient`` is a thin real ``websockets`` client that
+matches acks and errors to their ``op_id`` and queues every other frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+REPO = Path(__file__).resolve().parents[2]
+SLOW_ENGINE = "slow=tests.engines.slow_engine:SlowEngine"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class HubProcess:
+    """One hub server process; ``start`` may be called again after ``kill``/``stop``."""
+
+    def __init__(self, data: Path, *, config: Path | None = None, engines: tuple[str, ...] = (SLOW_ENGINE,)):
+        self.data = data
+        self.config = config
+        self.engines = engines
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data.parent / f"{data.name}-server.log"
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "hub.cli", "serve", "--host", "127.0.0.1",
+               "--port", str(self.port), "--data", str(self.data), "--log-level", "warning"]
+        for spec in self.engines:
+            cmd += ["--engine", spec]
+        if self.config is not None:
+            cmd += ["--config", str(self.config)]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+        self.starts += 1
+        log = self.log_path.open("ab")
+        log.write(f"\n--- start {self.starts}: {' '.join(cmd)}\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                engines = httpx.get(f"{self.url}/models", timeout=1.0).json()["engines"]
+                if engines and all(e["available"] for e in engines):
+                    return
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"hub did not become ready in {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL the server (its engine workers see their pipe close and exit)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._reap_group()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reap_group()
+
+    def _reap_group(self) -> None:
+        """End leftover processes of this server's own process group (its workers)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc = None
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10.0)
+
+
+# --- the WebSocket client --------------------------------------------------------------------
+
+
+def op() -> str:
+    return "op_" + uuid.uuid4().hex
+
+
+class ServerError(Exception):
+    def __init__(self, frame: dict[str, Any]) -> None:
+        super().__init__(f"{frame.get('code')}: {frame.get('message')}")
+        self.frame = frame
+        self.code: str = frame.get("code", "")
+
+
+class WsClient:
+    """A real websockets client: acks/errors resolve ``request``; all else goes to ``inbox``."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.replies: list[dict[str, Any]] = []
+        self.welcome: dict[str, Any] = {}
+        self.closed: asyncio.Future[tuple[int | None, str]] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        kind: str = "cli",
+        name: str = "test",
+        hello: bool = True,
+        resume: dict[str, Any] | None = None,
+        topics: list[str] | None = None,
+        **kw: Any,
+    ) -> WsClient:
+        ws = await connect(url, max_size=None, ping_interval=None, open_timeout=10, **kw)
+        client = cls(ws)
+        if hello:
+            msg: dict[str, Any] = {"type": "hello", "protocol": 1, "client": kind, "name": name}
+            if resume is not None:
+                msg["resume"] = resume
+            if topics:
+                msg["topics"] = topics
+            await client.send(msg)
+            client.welcome = await client.expect("welcome")
+        return client
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                frame = orjson.loads(raw)
+                kind = frame.get("type")
+                if kind == "ping":
+                    await self.send({"type": "pong", "t": frame.get("t")})
+                    continue
+                if kind in ("ack", "error") and frame.get("op_id") in self.pending:
+                    self.replies.append(frame)
+                    fut = self.pending.pop(frame["op_id"])
+                    if not fut.done():
+                        fut.set_result(frame)
+                    continue
+                self.inbox.put_nowait(frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            rcvd = self.ws.close_rcvd
+            result = (rcvd.code, rcvd.reason) if rcvd is not None else (None, "")
+            if not self.closed.done():
+                self.closed.set_result(result)
+            for fut in self.pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError(f"socket closed {result}"))
+
+    async def send(self, msg: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(msg if isinstance(msg, str | bytes) else orjson.dumps(msg).decode())
+
+    async def call(self, msg: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
+        """Send a command; return its ack or error frame (exactly one is expected)."""
+        msg = dict(msg)
+        msg.setdefault("op_id", op())
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[msg["op_id"]] = fut
+        await self.send(msg)
+        return await asyncio.wait_for(fut, timeout)
+
+    async def request(self, msg: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
+        """Like ``call`` but raise ServerError on an error reply; returns the ack."""
+        reply = await self.call(msg, timeout)
+        if reply["type"] == "error":
+            raise ServerError(reply)
+        return reply
+
+    async def expect(self, kind: str | Callable[[dict[str, Any]], bool], timeout: float = 15.0,
+                     skip: tuple[str, ...] = ("presence", "job.progress", "transport.state")) -> dict[str, Any]:
+        """The next inbox frame matching ``kind`` (a type or predicate); others of ``skip`` are dropped."""
+        pred = kind if callable(kind) else (lambda f: f.get("type") == kind)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            frame = await asyncio.wait_for(self.inbox.get(), max(left, 0.001))
+            if pred(frame):
+                return frame
+            if frame.get("type") not in skip:
+                raise AssertionError(f"unexpected frame while waiting for {kind}: {frame}")
+
+    async def event(self, event_type: str, timeout: float = 15.0, **match: Any) -> dict[str, Any]:
+        """The next durable event of ``event_type`` (other events are skipped)."""
+
+        def pred(f: dict[str, Any]) -> bool:
+            if f.get("type") != "event" or f["event"]["type"] != event_type:
+                return False
+            return all(f["event"].get(k) == v for k, v in match.items())
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            frame = await asyncio.wait_for(self.inbox.get(), max(left, 0.001))
+            if pred(frame):
+                return frame
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = []
+        while not self.inbox.empty():
+            out.append(self.inbox.get_nowait())
+        return out
+
+    async def ping(self, timeout: float = 10.0) -> None:
+        """An application ping must get its pong: the connection still works."""
+        t = time.monotonic()
+        await self.send({"type": "ping", "t": t})
+        await self.expect(lambda f: f.get("type") == "pong" and f.get("t") == t, timeout,
+                          skip=("presence", "job.progress", "transport.state", "event"))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(BaseException):
+            await self._reader
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a closing handshake."""
+        self.ws.transport.abort()
+        self._reader.cancel()
+
+
+@contextlib.asynccontextmanager
+async def ws_client(url: str, **kw: Any) -> AsyncIterator[WsClient]:
+    client = await WsClient.open(url, **kw)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def new_session(client: WsClient, title: str = "Song", sections: tuple[str, ...] = ("verse",)) -> tuple[str, list[str]]:
+    ack = await client.request({"type": "session.create", "title": title})
+    sid = ack["result"]["session"]
+    secs = []
+    for name in sections:
+        a = await client.request({"type": "section.add", "session": sid, "name": name, "bars": 8})
+        secs.append(a["result"]["section"])
+    return sid, secs
