@@ -40,7 +40,10 @@ from engines.protocol import (
     EngineInfo,
     EngineRequest,
     Failed,
+    Finished,
+    Notes,
     Output,
+    Progress,
     Shutdown,
     StartJob,
 )
@@ -51,6 +54,8 @@ log = logging.getLogger("tutti.engines.worker")
 # Outputs carry CAS digests, never bytes; an event this large is an engine bug.
 MAX_EVENT_BYTES = 1 << 20
 _ERROR_TRACE_CHARS = 4000
+_LINGER_S = 5.0  # how long a worker that closed its pipe may take to exit
+_EVENT_TYPES = (Progress, Notes, Output, Finished, Failed, Cancelled)
 
 # --- child side ------------------------------------------------------------------------
 
@@ -389,19 +394,17 @@ class WorkerHandle:
         if request.job_id in self._jobs:
             raise WorkerError(f"job {request.job_id} is already running", code="job_running")
         self._jobs.add(request.job_id)
-        try:
+        with contextlib.suppress(OSError):
+            # A broken pipe means the process is dying: its sentinel fires next and the
+            # job fails as worker_crashed with the others.
             conn.send(StartJob(request))
-        except OSError:
-            self._drain_and_close(self._generation)  # fails the job as worker_crashed
 
     def cancel(self, job_id: str) -> bool:
         """Ask the worker to stop a job at its next step; False if the worker does not hold it."""
         if job_id not in self._jobs or self._conn is None:
             return False
-        try:
+        with contextlib.suppress(OSError):  # dying: the sentinel handles it
             self._conn.send(CancelJob(job_id))
-        except OSError:
-            self._drain_and_close(self._generation)
         return True
 
     async def events(self) -> AsyncIterator[EngineEvent]:
@@ -431,7 +434,16 @@ class WorkerHandle:
                     return
                 self._dispatch(self._conn.recv())
         except (EOFError, OSError):
-            self._drain_and_close(generation)
+            # The child closed its end: it is exiting. The sentinel reports the death
+            # (with the exit code); stop reading, and kill it if it lingers.
+            if self._loop is not None and self._conn is not None:
+                self._loop.remove_reader(self._conn.fileno())
+                self._loop.call_later(_LINGER_S, self._kill_if_lingering, generation)
+
+    def _kill_if_lingering(self, generation: int) -> None:
+        if generation == self._generation and self._proc is not None and self._proc.is_alive():
+            log.warning("worker %s closed its pipe but did not exit; killing it", self.spec.name)
+            self._proc.kill()
 
     def _on_sentinel(self, generation: int) -> None:
         if generation == self._generation:
@@ -442,7 +454,10 @@ class WorkerHandle:
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(message)
             return
-        event: EngineEvent = message  # type: ignore[assignment]
+        if not isinstance(message, _EVENT_TYPES):
+            log.warning("worker %s sent an unknown message %r", self.spec.name, message)
+            return
+        event: EngineEvent = message
         if event.job_id not in self._jobs:
             return  # a job already failed on our side (e.g. after a send error)
         if is_terminal(event):
@@ -470,9 +485,12 @@ class WorkerHandle:
                 loop.remove_reader(proc.sentinel)
         conn.close()
         self._conn = None
-        if proc is not None and proc.is_alive():
-            proc.kill()  # closed its pipe but lingers: it is of no use to us
-            proc.join(1.0)
+        if proc is not None:
+            # The sentinel closes a moment before the process is reapable; wait that moment.
+            proc.join(0.5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
         self._exitcode = proc.exitcode if proc is not None else None
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(

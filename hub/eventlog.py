@@ -44,7 +44,6 @@ DEFAULT_KEEP_EVENTS = 100_000
 
 Upcaster = Callable[[int, dict[str, Any]], dict[str, Any]]
 TopicFilter = Callable[[str], bool]
-SnapshotFn = Callable[[int], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +103,11 @@ BatchLike = tuple[Sequence[PendingEvent], OpAck | None]
 class Snapshot(NamedTuple):
     offset: int
     data: bytes
+
+
+# Returns the state at the given offset, or a Snapshot at any later offset
+# (e.g. the hub's current state at its head, which needs no replay).
+SnapshotFn = Callable[[int], bytes | Snapshot]
 
 
 class HistoryCompacted(HubError):
@@ -194,8 +198,9 @@ class EventLog(Protocol):
     ) -> int:
         """Apply the retention rule; return how many events were deleted.
 
-        ``snapshot(offset)`` must return the state valid at ``offset``; it is
-        called (without the log's lock held) only when no snapshot covers the cut.
+        ``snapshot(cut)`` returns the state valid at ``cut`` (bytes) or a
+        :class:`Snapshot` at a later offset; it is called without the log's lock
+        held, and only when no stored snapshot covers the cut.
         """
         ...
 
@@ -258,6 +263,13 @@ def _op_records(
             last = e[-1].offset if e else None
             records.append(OpRecord(op.op_id, op.client, dict(op.result), last, head, ts))
     return records
+
+
+def _made(cut: int, made: bytes | Snapshot) -> Snapshot:
+    snap = made if isinstance(made, Snapshot) else Snapshot(cut, made)
+    if snap.offset < cut:
+        raise ValueError(f"snapshot at {snap.offset} does not cover the compaction cut {cut}")
+    return snap
 
 
 def _cut(head: int, keep_events: int, first_young: int | None) -> int:
@@ -496,10 +508,10 @@ class SqliteEventLog:
             if cut <= self._compacted:
                 return 0
             # The callback may take a while (replay); appends go on meanwhile.
-            data = None if latest and latest.offset >= cut else snapshot(cut)
+            made = None if latest and latest.offset >= cut else _made(cut, snapshot(cut))
             with self._db.transaction():
-                if data is not None:
-                    self._save_snapshot(cut, data)
+                if made is not None:
+                    self._save_snapshot(*made)
                 deleted = self._db.execute('DELETE FROM events WHERE "offset" <= ?', (cut,))
                 self._db.execute("DELETE FROM ops WHERE head_offset <= ?", (cut,))
                 self._db.execute(
@@ -613,10 +625,10 @@ class MemoryEventLog:
             if cut <= self._compacted:
                 return 0
             # Called without the lock, as in SqliteEventLog: it may read the log.
-            data = None if latest and latest.offset >= cut else snapshot(cut)
+            made = None if latest and latest.offset >= cut else _made(cut, snapshot(cut))
             with self._lock:
-                if data is not None:
-                    self.save_snapshot(cut, data)
+                if made is not None:
+                    self.save_snapshot(*made)
                 count = cut - self._compacted
                 del self._events[:count]
                 self._compacted = cut

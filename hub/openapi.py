@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from hub import __version__
 from hub.protocol import CreateSession, Error, JobSpec
 
-_ROUTES: list[tuple[str, str, str, type | None]] = [
+_ROUTES: list[tuple[str, str, str, type[BaseModel] | None]] = [
     ("get", "/health", "Liveness and log position", None),
     ("get", "/models", "Engines, tasks, parameter schemas and availability", None),
     ("get", "/metrics", "Prometheus metrics", None),

@@ -136,15 +136,14 @@ def _fold(sessions: dict[str, Session], history: dict[str, UndoHistory], env: En
     if current is None:
         return
     changed = apply_session_event(current, ev)
-    hist = _book(history.get(ev.session, _EMPTY_HISTORY), env, ev)
-    history[ev.session] = hist
-    sessions[ev.session] = changed.model_copy(
-        update={
-            "updated_offset": env.offset,
-            "undo_stack": tuple(step.group for step in hist.undo),
-            "redo_stack": tuple(step.group for step in hist.redo),
-        }
-    )
+    before = history.get(ev.session, _EMPTY_HISTORY)
+    hist = _book(before, env, ev)
+    update: dict[str, Any] = {"updated_offset": env.offset}
+    if hist.undo is not before.undo or hist.redo is not before.redo:  # cheap when unchanged
+        history[ev.session] = hist
+        update["undo_stack"] = tuple([step.group for step in hist.undo])
+        update["redo_stack"] = tuple([step.group for step in hist.redo])
+    sessions[ev.session] = changed.model_copy(update=update)
 
 
 def _created(ev: SessionCreated, offset: int) -> Session:

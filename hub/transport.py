@@ -10,7 +10,7 @@ over explicitly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from hub.errors import ErrorCode, HubError
 from hub.model import Meter
@@ -23,7 +23,7 @@ class Timeline:
     bpm: float = 120.0
     beat_origin: float = 0.0
     time_origin: float = 0.0
-    meter: Meter = Meter()
+    meter: Meter = field(default_factory=Meter)
     holder: str | None = None
     seq: int = 0
 

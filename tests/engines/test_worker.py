@@ -6,21 +6,26 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import Field
 
 from cas.store import CasStore
+from engines.base import MAX_CANCEL_YIELDS, CancelFlag, GeneratorEngine, JobCancelled, JobRun
 from engines.errors import EngineError
+from engines.params import TaskParams, TaskSpec, TaskTable, params_schema, validate_params
 from engines.protocol import (
     Cancelled,
     EngineEvent,
+    EngineInfo,
     EngineRequest,
     Failed,
     Finished,
     Notes,
     Output,
+    Progress,
 )
 from engines.registry import EngineRegistry, EngineSpec
 from engines.worker import WorkerError, WorkerHandle
@@ -271,3 +276,100 @@ def test_registry_defaults_and_test_registrations() -> None:
         registry.get("musicgen")
     assert err.value.code == "engine_unavailable"
     assert err.value.details["known_engines"] == ["slow", "transform"]
+
+
+# --- the engine interface and params helpers, in process ------------------------------------
+
+
+class CountParams(TaskParams):
+    n: int = Field(3, ge=0, le=100)
+    save_partial: bool = True
+    stubborn: bool = False
+
+
+class CountingEngine(GeneratorEngine):
+    tasks = TaskTable([TaskSpec("count", "count up", CountParams)])
+
+    def info(self) -> EngineInfo:
+        return EngineInfo("count", "1", self.tasks.infos())
+
+    def prepare(self, request: EngineRequest) -> None:
+        self.tasks.validate(request.task, request.params)
+
+    def run(self, request: EngineRequest, cancel: CancelFlag, cas: CasStore) -> Iterator[EngineEvent]:
+        p = self.tasks.validate(request.task, request.params)
+        assert isinstance(p, CountParams)
+        i = 0
+        try:
+            for i in range(p.n):
+                yield Progress(request.job_id, i + 1, p.n, 100.0 * (i + 1) / p.n)
+        except JobCancelled:
+            assert cancel.is_set()
+            if p.stubborn:
+                while True:  # ignores the cancel: the adapter must still stop it
+                    yield Output(request.job_id, "d" * 64, "audio/midi", 1, "midi", partial=True)
+            if p.save_partial:
+                yield Output(request.job_id, "d" * 64, "audio/midi", 1, "midi", partial=True)
+            return
+        if i == 99:
+            raise EngineError("ninety-nine", code="too_many")
+        return {"counted": p.n}
+
+
+def _start(cas: CasStore, **params: object) -> JobRun:
+    return CountingEngine().start(EngineRequest("c", "count", dict(params)), cas)
+
+
+def test_generator_run_finishes_with_the_returned_result(cas: CasStore) -> None:
+    run = _start(cas, n=3)
+    events = [e for _ in range(4) for e in run.step()]
+    assert [type(e).__name__ for e in events] == ["Progress"] * 3 + ["Finished"]
+    assert isinstance(events[-1], Finished) and events[-1].result == {"counted": 3}
+    assert run.done and run.step() == [] and run.cancel() == []
+
+
+def test_generator_cancel_keeps_partial_outputs_then_cancels(cas: CasStore) -> None:
+    run = _start(cas, n=10)
+    run.step()
+    events = run.cancel()
+    assert [type(e) for e in events] == [Output, Cancelled] and run.done
+    run = _start(cas, n=10, save_partial=False)
+    run.step()
+    assert [type(e) for e in run.cancel()] == [Cancelled]
+    # Cancelled before its first step, and a generator that ignores the cancel: both bounded.
+    assert [type(e) for e in _start(cas, n=10).cancel()] == [Cancelled]
+    run = _start(cas, n=10, stubborn=True)
+    run.step()
+    events = run.cancel()
+    assert isinstance(events[-1], Cancelled) and len(events) <= MAX_CANCEL_YIELDS + 1
+
+
+def test_generator_errors_propagate_from_step(cas: CasStore) -> None:
+    run = _start(cas, n=99)
+    with pytest.raises(EngineError) as err:
+        while True:
+            run.step()
+    assert err.value.code == "too_many" and run.done
+
+
+def test_validate_params_reports_every_error() -> None:
+    with pytest.raises(EngineError) as err:
+        validate_params(CountParams, {"n": 1000, "extra": 1}, task="count")
+    assert err.value.code == "validation_failed"
+    errors = err.value.details["errors"]
+    assert isinstance(errors, list)
+    assert sorted((tuple(e["loc"]), e["type"]) for e in errors) == [
+        (("extra",), "extra_forbidden"),
+        (("n",), "less_than_equal"),
+    ]
+    assert "count" in err.value.message
+    assert validate_params(CountParams, {}).n == 3
+    with pytest.raises(EngineError):
+        validate_params(CountParams, ["not", "a", "dict"])  # type: ignore[arg-type]
+    schema = params_schema(CountParams)
+    assert schema["properties"]["n"] == {"default": 3, "maximum": 100, "minimum": 0, "title": "N", "type": "integer"}
+    with pytest.raises(ValueError):
+        TaskTable([TaskSpec("a", "", CountParams), TaskSpec("a", "", CountParams)])
+    with pytest.raises(EngineError) as err:
+        CountingEngine.tasks.get("nope")
+    assert err.value.code == "validation_failed" and err.value.details["known_tasks"] == ["count"]

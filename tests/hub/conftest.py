@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from serverkit import HubProcess
+from serverkit import REPO, HubProcess
+
+# The server imports the slow test engine as ``tests.engines.slow_engine``; tests do too.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from hub.eventlog import (
     HistoryCompacted,
     OpAck,
     PendingEvent,
+    Snapshot,
 )
 from hub.events import (
     SCHEMA_VERSION,
@@ -87,7 +88,9 @@ def rich_events() -> list[PendingEvent]:
         metadata={"bars": 8, "tags": ["x", "y"], "ratio": 0.1},
     )
     return [
-        PendingEvent(SessionCreated(session="s1", title="Song", meter=Meter(numerator=7, denominator=8))),
+        PendingEvent(
+            SessionCreated(session="s1", title="Song", meter=Meter(numerator=7, denominator=8))
+        ),
         PendingEvent(
             SectionAdded(
                 session="s1",
@@ -145,7 +148,11 @@ class EventLogContract:
             assert env.schema_version == SCHEMA_VERSION
             assert env.event == pending.event
             assert env.topic == (pending.topic or topic_of(pending.event))
-            assert (env.cause, env.group, env.op_id) == (pending.cause, pending.group, pending.op_id)
+            assert (env.cause, env.group, env.op_id) == (
+                pending.cause,
+                pending.group,
+                pending.op_id,
+            )
         assert envs[0].topic == "session:s1"
         assert envs[3].topic == "jobs"
         assert envs[4].topic == "custom-topic"
@@ -197,7 +204,10 @@ class EventLogContract:
             try:
                 for g in range(0, groups, 2):
                     log.append_many(
-                        [Batch([tempo(i) for i in range(n * size, (n + 1) * size)]) for n in (g, g + 1)]
+                        [
+                            Batch([tempo(i) for i in range(n * size, (n + 1) * size)])
+                            for n in (g, g + 1)
+                        ]
                     )
             except BaseException as exc:  # surfaced below
                 errors.append(exc)
@@ -290,7 +300,9 @@ class EventLogContract:
     def test_compact_keeps_newest_events(self, log: EventLog, clock: FakeClock) -> None:
         self._two_ages(log, clock)
         # Everything is old, but the newest 15 are kept.
-        deleted = log.compact(keep_seconds=10, keep_events=15, now=99_999, snapshot=lambda o: b"s%d" % o)
+        deleted = log.compact(
+            keep_seconds=10, keep_events=15, now=99_999, snapshot=lambda o: b"s%d" % o
+        )
         assert deleted == 5
         assert log.first_retained() == 6
         assert log.latest_snapshot() == (5, b"s5")
@@ -329,7 +341,9 @@ class EventLogContract:
 
     def test_compact_everything(self, log: EventLog, clock: FakeClock) -> None:
         self._two_ages(log, clock)
-        assert log.compact(keep_seconds=0, keep_events=0, now=99_999, snapshot=lambda o: b"all") == 20
+        assert (
+            log.compact(keep_seconds=0, keep_events=0, now=99_999, snapshot=lambda o: b"all") == 20
+        )
         assert log.head() == 20
         assert log.first_retained() == 21
         assert log.read(20) == []
@@ -355,7 +369,11 @@ class EventLogContract:
         log.append([tempo(1), tempo(2)], op=OpAck("op-1", "alice", {"session": "s1", "n": [1, 2]}))
         rec = log.find_op("op-1", "alice")
         assert rec is not None
-        assert (rec.op_id, rec.client, rec.result) == ("op-1", "alice", {"session": "s1", "n": [1, 2]})
+        assert (rec.op_id, rec.client, rec.result) == (
+            "op-1",
+            "alice",
+            {"session": "s1", "n": [1, 2]},
+        )
         assert rec.last_offset == 3 and rec.head_offset == 3 and rec.ts == 42.0
         assert log.find_op("op-1") == rec  # any client
         assert log.find_op("op-1", "bob") is None
@@ -403,3 +421,24 @@ class EventLogContract:
         assert log.first_retained() == 3
         assert log.find_op("old") is None
         assert log.find_op("new") is not None
+
+    def test_compact_accepts_a_snapshot_at_the_head(self, log: EventLog, clock: FakeClock) -> None:
+        self._two_ages(log, clock)
+
+        def at_head(cut: int) -> Snapshot:
+            assert cut == 10
+            return Snapshot(log.head(), b"state@head")
+
+        assert log.compact(keep_seconds=100, keep_events=0, now=5050, snapshot=at_head) == 10
+        assert log.latest_snapshot() == (20, b"state@head")
+        assert log.first_retained() == 11
+
+    def test_compact_refuses_a_snapshot_below_the_cut(
+        self, log: EventLog, clock: FakeClock
+    ) -> None:
+        self._two_ages(log, clock)
+        with pytest.raises(ValueError):
+            log.compact(
+                keep_seconds=100, keep_events=0, now=5050, snapshot=lambda cut: Snapshot(3, b"")
+            )
+        assert log.first_retained() == 1 and log.latest_snapshot() is None

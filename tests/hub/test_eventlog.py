@@ -13,10 +13,6 @@ from typing import Any
 
 import orjson
 import pytest
-
-from hub.eventlog import MemoryEventLog, OpAck, PendingEvent, Retention, SqliteEventLog
-from hub.events import SCHEMA_VERSION, Envelope, SessionCreated, TempoSet, upcast
-from hub.sqlite import Database, connect, database_path, open_data_dir
 from eventlog_contract import (
     EventLogContract,
     FakeClock,
@@ -25,6 +21,10 @@ from eventlog_contract import (
     offsets,
     tempo,
 )
+
+from hub.eventlog import MemoryEventLog, OpAck, Retention, SqliteEventLog
+from hub.events import SCHEMA_VERSION, Envelope, SessionCreated, TempoSet, upcast
+from hub.sqlite import Database, connect, database_path, open_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -218,7 +218,10 @@ def test_rows_of_an_older_schema_are_upcast(tmp_path: Path) -> None:
     SqliteEventLog(db)  # creates the tables
     _insert_raw(db, 1, 0, {"type": "session.created", "session": "old", "name": "Old song"})
     _insert_raw(
-        db, 2, SCHEMA_VERSION, {"type": "session.tempo_set", "session": "old", "bpm": 90.0, "old_bpm": 120.0}
+        db,
+        2,
+        SCHEMA_VERSION,
+        {"type": "session.tempo_set", "session": "old", "bpm": 90.0, "old_bpm": 120.0},
     )
     log = SqliteEventLog(db, upcaster=test_upcast)
     envs = log.read(0)
@@ -241,7 +244,9 @@ def test_shipped_upcast_loads_old_rows_of_unchanged_shape(tmp_path: Path) -> Non
 def test_rows_from_a_newer_release_are_refused(tmp_path: Path) -> None:
     db = connect(tmp_path / "hub.db")
     log = SqliteEventLog(db)
-    _insert_raw(db, 1, SCHEMA_VERSION + 1, {"type": "session.created", "session": "x", "title": "T"})
+    _insert_raw(
+        db, 1, SCHEMA_VERSION + 1, {"type": "session.created", "session": "x", "title": "T"}
+    )
     with pytest.raises(ValueError, match="newer than this hub"):
         log.read(0)
     db.close()

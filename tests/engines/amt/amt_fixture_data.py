@@ -60,7 +60,7 @@ def midi_rows(mid: mido.MidiFile) -> list[list[list[Any]]]:
                 rows.append(["program_change", msg.channel, msg.program, None, msg.time])
             elif msg.type in ("note_on", "note_off"):
                 rows.append([msg.type, msg.channel, msg.note, msg.velocity, msg.time])
-            else:
+            elif msg.type != "end_of_track":  # mido adds one when saving
                 rows.append([msg.type, None, None, None, msg.time])
         tracks.append(rows)
     return tracks

@@ -48,7 +48,9 @@ def test_events_to_midi(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_roundtrip_events(name: str) -> None:
     fx = piece(name)
-    expected = fx["events"] if fx["roundtrip_events"] == "SAME_AS_EVENTS" else fx["roundtrip_events"]
+    expected = (
+        fx["events"] if fx["roundtrip_events"] == "SAME_AS_EVENTS" else fx["roundtrip_events"]
+    )
     data = codec.midi_to_bytes(codec.events_to_midi(fx["events"]))
     again = codec.midi_to_events(data)
     assert again == expected

@@ -70,7 +70,10 @@ def test_extract_instruments_and_anticipate(name: str) -> None:
     events, o = _ops(name)
     short = _short(events)
     kept, controls = ops.extract_instruments(short, o["extract_instruments_arg"])
-    assert [kept, controls] == [o["extract_instruments"]["events"], o["extract_instruments"]["controls"]]
+    assert [kept, controls] == [
+        o["extract_instruments"]["events"],
+        o["extract_instruments"]["controls"],
+    ]
 
     padded_case = o["anticipate_padded"]
     assert padded_case["end_time"] == ops.max_time(short)

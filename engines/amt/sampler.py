@@ -1,0 +1,245 @@
+"""The AMT sampling control loop (the reference ``generate`` / ``generate_ar``), batched.
+
+The loop owns everything the reference does around the model: prompt padding, turning
+input events after the start into anticipated controls, interleaving them ``delta`` ticks
+early, the context window with its time relativisation, the masks, the stop rule and the
+output assembly (AMT-FORMAT.md §2). The network is a pluggable ``ModelStep``. Rows advance
+in lockstep, one token per step, each with its own ``torch.Generator`` seeded from its
+request, and nothing a row computes depends on the other rows, so a row's result is the
+same alone or in a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import torch
+
+from engines.amt import ops
+from engines.amt import vocab as V
+from engines.amt.errors import SamplerError, SamplingCancelled
+from engines.amt.masks import Constraints, mask_logits, sample
+from engines.amt.steps import ModelStep
+
+HISTORY_TOKENS = V.CONTEXT_SIZE - 7  # 1017: flag + 1017 + 2 partial tokens fit in 1024
+
+EventCallback = Callable[[int, tuple[int, int, int]], None]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One row. Times in seconds; ``inputs`` are events, ``controls`` control triples."""
+
+    start_time: float
+    end_time: float
+    inputs: Sequence[int] = ()
+    controls: Sequence[int] = ()
+    mode: Literal["anticipate", "ar"] = "anticipate"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Shared by all rows of a batch.
+
+    window: "reference" slides the window by one triple as soon as the history passes
+      1017 tokens (exactly the reference's inputs); "chunked" keeps the window start fixed
+      and, when it overflows, jumps so that only the last ``keep_tokens`` remain, which lets
+      a KV-cached step rebuild its cache once per ~170 events instead of every event.
+    finish_stopping_triple: sample duration and note of the triple whose onset ends the
+      generation, as the reference does (only needed to replay its model-call count).
+    """
+
+    top_p: float = 1.0
+    temperature: float = 1.0
+    constraints: Constraints | None = None
+    delta: int = V.DELTA_TICKS
+    window: Literal["reference", "chunked"] = "reference"
+    keep_tokens: int = 510
+    finish_stopping_triple: bool = False
+
+
+def variations(request: GenerationRequest, n: int) -> list[GenerationRequest]:
+    """``n`` copies of a request; variation k uses seed + k."""
+    return [replace(request, seed=request.seed + k) for k in range(n)]
+
+
+@dataclass
+class _Row:
+    index: int
+    request: GenerationRequest
+    flag: int
+    tokens: list[int]
+    start: int
+    end: int
+    current_time: int
+    pending: list[int]  # anticipate: controls still to place; ar: future events to backfill
+    extra: list[int]  # added to the output: future events (anticipate) / all of them (ar)
+    generator: torch.Generator
+    instruments: set[int] = field(default_factory=set)
+    win_start: int = 0
+    base: list[int] = field(default_factory=list)  # flag + relativised history
+    offset: int = 0
+    partial: list[int] = field(default_factory=list)
+    done: bool = False
+
+    def append(self, triple: Sequence[int]) -> None:
+        self.tokens.extend(triple)
+        if triple[2] < V.SPECIAL_OFFSET:
+            self.instruments.add(ops.instrument_of(triple[2]))
+
+    def next_pending_time(self) -> float:
+        if not self.pending:
+            return math.inf
+        base = V.ATIME_OFFSET if self.request.mode == "anticipate" else V.TIME_OFFSET
+        return self.pending[0] - base
+
+
+def _init_row(index: int, req: GenerationRequest) -> _Row:
+    if req.end_time <= req.start_time:
+        raise SamplerError("end_time must be after start_time")
+    start = ops.seconds_to_ticks(req.start_time)
+    end = ops.seconds_to_ticks(req.end_time)
+    generator = torch.Generator().manual_seed(req.seed)
+    if req.mode == "anticipate":
+        inputs = list(req.inputs)
+        prompt = ops.pad(ops.clip(inputs, 0, start, clip_duration=False), start)
+        future = ops.clip(inputs, start + 1, ops.max_time(inputs), clip_duration=False)
+        # the reference drops controls before DELTA, read as ticks (5), not seconds
+        controls = list(req.controls)
+        controls = ops.clip(controls, V.DELTA, ops.max_time(controls), clip_duration=False)
+        flag = V.ANTICIPATE if controls or future else V.AUTOREGRESS
+        merged = ops.sort(controls + [V.CONTROL_OFFSET + tok for tok in future])
+        tokens, leftover = ops.anticipate(prompt, merged)
+        row = _Row(index, req, flag, [], start, end, ops.max_time(prompt), leftover, future, generator)
+    else:
+        # the AR variant treats controls as ordinary events and backfills them in time
+        events = ops.sort(list(req.inputs) + [tok - V.CONTROL_OFFSET for tok in req.controls])
+        prompt = ops.pad(ops.clip(events, 0, start, clip_duration=False), start)
+        later = ops.clip(events, start + 1, ops.max_time(events), clip_duration=False)
+        tokens = prompt
+        row = _Row(index, req, V.AUTOREGRESS, [], start, end, ops.max_time(prompt), list(later), list(later), generator)
+    for triple in ops.triples(tokens):
+        row.append(triple)
+    return row
+
+
+def _begin_triple(row: _Row, params: SamplingParams) -> None:
+    """Place due controls, then fix this triple's window and its time offset."""
+    if row.request.mode == "anticipate":
+        while row.current_time >= row.next_pending_time() - params.delta:
+            row.append(row.pending[:3])
+            del row.pending[:3]
+    n = len(row.tokens)
+    if params.window == "reference":
+        row.win_start = max(n - HISTORY_TOKENS, 0)
+    elif n - row.win_start > HISTORY_TOKENS:
+        row.win_start = n - min(params.keep_tokens, HISTORY_TOKENS)
+    history = row.tokens[row.win_start :]
+    row.offset = ops.min_time(history)
+    rel = list(history)
+    rel[0::3] = [tok - row.offset for tok in history[0::3]]
+    row.base = [row.flag, *rel]
+    row.partial = []
+
+
+def _finish_triple(row: _Row, on_event: EventCallback | None) -> None:
+    time, dur, note = row.partial
+    time += row.offset
+    if time >= row.end:
+        row.done = True
+        return
+    if row.request.mode == "ar":
+        while time >= row.next_pending_time():
+            row.append(row.pending[:3])
+            del row.pending[:3]
+    row.append((time, dur, note))
+    row.current_time = time
+    if on_event is not None:
+        on_event(row.index, (time, dur, note))
+
+
+def _output(row: _Row) -> list[int]:
+    if row.request.mode == "anticipate":
+        events, _controls = ops.split(row.tokens)
+        return ops.sort(ops.unpad(events) + row.extra)
+    return ops.sort(ops.unpad(row.tokens) + row.extra)
+
+
+def generate_batch(
+    step: ModelStep,
+    requests: Sequence[GenerationRequest],
+    params: SamplingParams | None = None,
+    *,
+    on_event: EventCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> list[list[int]]:
+    """Decode every request as one batch; returns each row's events (sorted by onset)."""
+    params = params or SamplingParams()
+    if not 0.0 < params.top_p <= 1.0:
+        raise SamplerError("top_p must be in (0, 1]")
+    if params.temperature <= 0:
+        raise SamplerError("temperature must be > 0")
+    note_mask = params.constraints.note_mask() if params.constraints else None
+    rows = [_init_row(k, req) for k, req in enumerate(requests)]
+    try:
+        while True:
+            active = [row for row in rows if not row.done]
+            if not active:
+                break
+            if cancel is not None and cancel():
+                raise SamplingCancelled()
+            for row in active:
+                if not row.partial:
+                    _begin_triple(row, params)
+            windows = [row.base + row.partial for row in active]
+            logits = step(windows, [row.index for row in active])
+            if logits.shape != (len(active), V.VOCAB_SIZE):
+                raise SamplerError(f"model step returned logits of shape {tuple(logits.shape)}")
+            for row, window, row_logits in zip(active, windows, logits, strict=True):
+                slot = (len(window) - 1) % 3
+                masked = mask_logits(
+                    row_logits,
+                    slot,
+                    current_time=max(row.start, row.current_time) - row.offset,
+                    instruments=row.instruments,
+                    extra_note_mask=note_mask,
+                    constraints=params.constraints,
+                )
+                token = sample(
+                    masked,
+                    top_p=params.top_p,
+                    temperature=params.temperature,
+                    generator=row.generator,
+                )
+                row.partial.append(token)
+                stop_now = (
+                    slot == 0
+                    and not params.finish_stopping_triple
+                    and token + row.offset >= row.end
+                )
+                if stop_now:
+                    row.done = True
+                elif len(row.partial) == 3:
+                    _finish_triple(row, on_event)
+                if row.done:
+                    step.release(row.index)
+    finally:
+        for row in rows:
+            step.release(row.index)
+    return [_output(row) for row in rows]
+
+
+def generate(
+    step: ModelStep,
+    request: GenerationRequest,
+    params: SamplingParams | None = None,
+    *,
+    on_event: EventCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> list[int]:
+    """One row: the reference ``generate`` (mode "anticipate") or ``generate_ar`` ("ar")."""
+    return generate_batch(step, [request], params, on_event=on_event, cancel=cancel)[0]
