@@ -92,7 +92,7 @@ def ours(data: bytes, path: str) -> object:
 
 
 def pretty(data: bytes, path: str) -> object:
-    import pretty_midi
+    import pretty_midi  # type: ignore[import-untyped]
 
     pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
     _, bpm = pm.get_tempo_changes()

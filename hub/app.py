@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from hub import http
+from hub import http, http_archive
 from hub.config import HubConfig
 from hub.errors import ErrorCode, HubError
 from hub.openapi import openapi
@@ -91,7 +91,9 @@ def create_app(config: HubConfig) -> Starlette:
         Route("/openapi.json", openapi),
         Route("/sessions", http.list_sessions, methods=["GET"]),
         Route("/sessions", http.create_session, methods=["POST"]),
+        Route("/sessions/import", http_archive.import_route, methods=["POST"]),
         Route("/sessions/{session}", http.get_session),
+        Route("/sessions/{session}/export", http_archive.export_route),
         Route("/sessions/{session}/commands", http.session_command, methods=["POST"]),
         Route("/sessions/{session}/render", http.render, methods=["POST"]),
         Route("/jobs", http.list_jobs, methods=["GET"]),
@@ -100,7 +102,9 @@ def create_app(config: HubConfig) -> Starlette:
         Route("/jobs/{job}", http.get_job),
         Route("/jobs/{job}/cancel", http.cancel_job, methods=["POST"]),
         Route("/artifacts", http.list_artifacts),
-        Route("/artifacts/{artifact}", http.get_artifact),
+        Route("/artifacts/{artifact}", http.get_artifact, methods=["GET"]),
+        Route("/artifacts/{artifact}", http_archive.delete_artifact_route, methods=["DELETE"]),
+        Route("/gc", http_archive.gc_route, methods=["POST"]),
         Route("/cas", http.post_cas, methods=["POST"]),
         Route("/cas/{digest}", http.get_cas),
         Route("/analyze", http.analyze, methods=["POST"]),

@@ -102,6 +102,19 @@ def _docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gc(args: argparse.Namespace) -> int:
+    from hub.errors import HubError
+    from hub.gc import gc_data_dir
+
+    try:
+        report = gc_data_dir(args.data, args.dry_run)
+    except HubError as err:
+        print(f"tutti gc: {err.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tutti", description="Tutti: a composition hub for AI music.")
     p.add_argument("--version", action="version", version=f"tutti {__version__}")
@@ -122,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", type=Path, default=SCHEMA_PATH)
     sc.add_argument("--stdout", action="store_true", help="print instead of writing the file")
     sc.set_defaults(func=_schema)
+
+    g = sub.add_parser("gc", help="delete CAS objects no artifact references (hub stopped)")
+    g.add_argument("--data", type=Path, default=Path("tutti-data"), help="data folder (default ./tutti-data)")
+    g.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
+    g.set_defaults(func=_gc)
 
     dc = sub.add_parser("docs", help="regenerate docs/errors.md from the error codes")
     dc.add_argument("--out", type=Path, default=Path("docs/errors.md"))

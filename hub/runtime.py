@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -65,6 +66,10 @@ log = logging.getLogger("tutti.hub")
 
 _SESSION_COMMANDS: tuple[type[Any], ...] = SessionCommand.__args__  # type: ignore[attr-defined]
 _REPLAY_PAGE = 5000
+# How often the retention rule runs. Test hooks (undocumented for users):
+# TUTTI_COMPACT_INTERVAL overrides the period, TUTTI_RETENTION_SKEW (seconds) ages every
+# event by that much so a test need not wait out the 60 s minimum of keep_seconds.
+COMPACT_INTERVAL = 60.0
 
 
 class Hub:
@@ -77,7 +82,9 @@ class Hub:
         self.started_at = time.monotonic()
         self._tempo_timers: dict[str, asyncio.TimerHandle] = {}
         self._clock_origin = time.monotonic()
+        self.compacted_events = 0
         # set in start()
+        self._compactor: asyncio.Task[None]
         self.core: Core
         self.cas: CasStore
         self.artifacts: ArtifactStore
@@ -127,6 +134,53 @@ class Hub:
         await self.jobs.stop()
         await self.core.stop()
         self.db.close()
+
+    # --- retention ---------------------------------------------------------------------
+
+    async def _compact_loop(self) -> None:
+        interval = float(os.environ.get("TUTTI_COMPACT_INTERVAL", COMPACT_INTERVAL))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.compact()
+            except Exception:
+                log.exception("log compaction failed")
+
+    async def compact(self) -> int:
+        """Apply the retention rule: older history becomes a snapshot; returns events deleted.
+
+        The snapshot is the current state, valid at its own offset. Compaction never cuts
+        past that offset (events committed meanwhile stay), so the snapshot always covers
+        the cut and the log's snapshot callback is never needed.
+        """
+        retention = self.config.retention
+        state = self.core.state  # immutable, and consistent with what was published
+        now = time.time() + float(os.environ.get("TUTTI_RETENTION_SKEW", "0"))
+        eventlog = self.core.log
+
+        def work() -> int:
+            head = eventlog.head()
+            if head - eventlog.first_retained() + 1 <= retention.keep_events:
+                return 0
+            latest = eventlog.latest_snapshot()
+            if state.offset > 0 and (latest is None or latest.offset < state.offset):
+                eventlog.save_snapshot(state.offset, encode_state(state))
+
+            def no_snapshot(cut: int) -> bytes:
+                raise RuntimeError(f"compaction asked for a snapshot at {cut}, past {state.offset}")
+
+            return eventlog.compact(
+                keep_seconds=retention.keep_seconds,
+                keep_events=max(retention.keep_events, head - state.offset),
+                now=now,
+                snapshot=no_snapshot,
+            )
+
+        deleted = await self.core.in_writer(work)
+        if deleted:
+            self.compacted_events += deleted
+            log.info("compacted %d events (log now starts at %d)", deleted, eventlog.first_retained())
+        return deleted
 
     # --- clocks and auth ----------------------------------------------------------------
 

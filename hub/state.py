@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, get_args
 
 from hub.events import (
@@ -40,11 +41,12 @@ from hub.events import (
     TakeStatusSet,
     TempoSet,
 )
-from hub.model import Section, Session, SessionSummary
+from hub.model import Section, Session, SessionSummary, Take
 
 MAX_UNDO_GROUPS = 200  # per session; the oldest steps fall off
 
 SESSION_EVENT_TYPES: tuple[type[Any], ...] = get_args(get_args(SessionEvent)[0])
+_SESSION_EVENT_SET = frozenset(SESSION_EVENT_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ def summaries(state: HubState) -> list[SessionSummary]:
 
 def _fold(sessions: dict[str, Session], history: dict[str, UndoHistory], env: Envelope) -> None:
     ev = env.event
-    if not isinstance(ev, SESSION_EVENT_TYPES):
+    if type(ev) not in _SESSION_EVENT_SET:
         return  # job and file events leave sessions alone
     if isinstance(ev, SessionCreated):
         if ev.session not in sessions:  # a duplicate create never clobbers a session
@@ -135,15 +137,11 @@ def _fold(sessions: dict[str, Session], history: dict[str, UndoHistory], env: En
     current = sessions.get(ev.session)
     if current is None:
         return
-    changed = apply_session_event(current, ev)
-    before = history.get(ev.session, _EMPTY_HISTORY)
-    hist = _book(before, env, ev)
-    update: dict[str, Any] = {"updated_offset": env.offset}
-    if hist.undo is not before.undo or hist.redo is not before.redo:  # cheap when unchanged
-        history[ev.session] = hist
-        update["undo_stack"] = tuple([step.group for step in hist.undo])
-        update["redo_stack"] = tuple([step.group for step in hist.redo])
-    sessions[ev.session] = changed.model_copy(update=update)
+    update = session_changes(current, ev)
+    update["updated_offset"] = env.offset
+    hist = _book(history.get(ev.session, _EMPTY_HISTORY), current, env, ev, update)
+    history[ev.session] = hist
+    sessions[ev.session] = current.model_copy(update=update)
 
 
 def _created(ev: SessionCreated, offset: int) -> Session:
@@ -160,42 +158,49 @@ def _created(ev: SessionCreated, offset: int) -> Session:
     )
 
 
-def _book(hist: UndoHistory, env: Envelope, ev: SessionEvent) -> UndoHistory:
-    """Undo/redo bookkeeping for one applied session event.
+def _book(
+    hist: UndoHistory, s: Session, env: Envelope, ev: SessionEvent, update: dict[str, Any]
+) -> UndoHistory:
+    """Undo/redo bookkeeping for one applied session event; mirrors the group ids
+    into ``update`` for the session's ``undo_stack``/``redo_stack``.
 
     ``do`` events sharing a group form one step (a fresh group clears redo);
     ``undo``/``redo`` events carry the group they revert/replay: the first of
     them moves that step to the other stack and the rest of the same command
     join it there. ``system`` events are not undoable and keep redo.
     """
+    undo, redo = hist.undo, hist.redo
     if env.cause == "do":
         group = env.group or f"@{env.offset}"
-        if hist.undo and hist.undo[-1].group == group:
-            top = hist.undo[-1]
-            return UndoHistory((*hist.undo[:-1], UndoStep(group, (*top.events, ev))), hist.redo)
-        undo = (*hist.undo, UndoStep(group, (ev,)))[-MAX_UNDO_GROUPS:]
-        return UndoHistory(undo, ())
+        if undo and undo[-1].group == group:
+            return UndoHistory((*undo[:-1], _joined(undo[-1], ev)), redo)
+        update["undo_stack"] = (*s.undo_stack, group)[-MAX_UNDO_GROUPS:]
+        update["redo_stack"] = ()
+        return UndoHistory((*undo, UndoStep(group, (ev,)))[-MAX_UNDO_GROUPS:], ())
     if env.cause == "undo":
-        # The redo step is rebuilt from what undo actually applied (inverted, original
-        # order), so redo restores state as undo found it, e.g. with a take a job
-        # added after the command.
+        # The redo step is rebuilt from what undo actually applied (inverted, in the
+        # original order), so redo restores the state undo found, e.g. with a take a
+        # job added after the command.
         back = inverse(ev)
-        if hist.undo and hist.undo[-1].group == env.group:
-            step = UndoStep(hist.undo[-1].group, (back,))
-            return UndoHistory(hist.undo[:-1], (*hist.redo, step))
-        if hist.redo and hist.redo[-1].group == env.group:
-            top = hist.redo[-1]
-            return UndoHistory(
-                hist.undo, (*hist.redo[:-1], UndoStep(top.group, (back, *top.events)))
-            )
+        if undo and undo[-1].group == env.group:
+            update["undo_stack"] = s.undo_stack[:-1]
+            update["redo_stack"] = (*s.redo_stack, undo[-1].group)
+            return UndoHistory(undo[:-1], (*redo, UndoStep(undo[-1].group, (back,))))
+        if redo and redo[-1].group == env.group:
+            top = redo[-1]
+            return UndoHistory(undo, (*redo[:-1], UndoStep(top.group, (back, *top.events))))
     if env.cause == "redo":
-        if hist.redo and hist.redo[-1].group == env.group:
-            step = UndoStep(hist.redo[-1].group, (ev,))
-            return UndoHistory((*hist.undo, step), hist.redo[:-1])
-        if hist.undo and hist.undo[-1].group == env.group:
-            top = hist.undo[-1]
-            return UndoHistory((*hist.undo[:-1], UndoStep(top.group, (*top.events, ev))), hist.redo)
+        if redo and redo[-1].group == env.group:
+            update["undo_stack"] = (*s.undo_stack, redo[-1].group)
+            update["redo_stack"] = s.redo_stack[:-1]
+            return UndoHistory((*undo, UndoStep(redo[-1].group, (ev,))), redo[:-1])
+        if undo and undo[-1].group == env.group:
+            return UndoHistory((*undo[:-1], _joined(undo[-1], ev)), redo)
     return hist
+
+
+def _joined(step: UndoStep, ev: SessionEvent) -> UndoStep:
+    return UndoStep(step.group, (*step.events, ev))
 
 
 # --- inverses -----------------------------------------------------------------------
@@ -265,81 +270,93 @@ def apply_session_event(s: Session, ev: SessionEvent) -> Session:
 
     Create and delete are not handled here: they add or remove whole sessions.
     """
+    update = session_changes(s, ev)
+    return s.model_copy(update=update) if update else s
+
+
+def session_changes(s: Session, ev: SessionEvent) -> dict[str, Any]:
+    """The fields of ``s`` that ``ev`` changes, as a ``model_copy`` update (one copy per event)."""
     if isinstance(ev, SessionRenamed):
-        return s.model_copy(update={"title": ev.title})
+        return {"title": ev.title}
     if isinstance(ev, TempoSet):
-        return s.model_copy(update={"tempo": ev.bpm})
+        return {"tempo": ev.bpm}
     if isinstance(ev, MeterSet):
-        return s.model_copy(update={"meter": ev.meter})
+        return {"meter": ev.meter}
     if isinstance(ev, KeySet):
-        return s.model_copy(update={"key": ev.key})
+        return {"key": ev.key}
+    sections = s.sections
     if isinstance(ev, SectionAdded):
-        if s.section(ev.section.id) is not None:
-            return s
-        at = _clamp(ev.index, len(s.sections))
-        return _with_sections(s, (*s.sections[:at], ev.section, *s.sections[at:]))
-    if isinstance(ev, SectionRemoved):
-        return _with_sections(s, tuple(x for x in s.sections if x.id != ev.section.id))
-    if isinstance(ev, SectionMoved):
-        i = s.section_index(ev.section)
+        if _find(sections, ev.section.id) >= 0:
+            return {}
+        at = _clamp(ev.index, len(sections))
+        return {"sections": (*sections[:at], ev.section, *sections[at:])}
+    if isinstance(ev, SectionRemoved | SectionMoved):
+        i = _find(sections, ev.section.id if isinstance(ev, SectionRemoved) else ev.section)
         if i < 0:
-            return s
-        rest = s.sections[:i] + s.sections[i + 1 :]
+            return {}
+        rest = sections[:i] + sections[i + 1 :]
+        if isinstance(ev, SectionRemoved):
+            return {"sections": rest}
         at = _clamp(ev.index, len(rest))
-        return _with_sections(s, (*rest[:at], s.sections[i], *rest[at:]))
-    return _apply_to_section(s, ev)
-
-
-def _apply_to_section(s: Session, ev: SessionEvent) -> Session:
-    section_id = getattr(ev, "section", None)
-    i = s.section_index(section_id) if isinstance(section_id, str) else -1
+        return {"sections": (*rest[:at], sections[i], *rest[at:])}
+    i = _find(sections, ev.section) if isinstance(ev.section, str) else -1
     if i < 0:
-        return s
-    sec = s.sections[i]
-    new = _section_after(sec, ev)
-    if new is sec:
-        return s
-    return _with_sections(s, (*s.sections[:i], new, *s.sections[i + 1 :]))
+        return {}
+    change = _section_changes(sections[i], ev)
+    if not change:
+        return {}
+    new = sections[i].model_copy(update=change)
+    return {"sections": (*sections[:i], new, *sections[i + 1 :])}
 
 
-def _section_after(sec: Section, ev: SessionEvent) -> Section:
+def _section_changes(sec: Section, ev: SessionEvent) -> dict[str, Any]:
     if isinstance(ev, SectionRenamed):
-        return sec.model_copy(update={"name": ev.name})
+        return {"name": ev.name}
     if isinstance(ev, SectionResized):
-        return sec.model_copy(update={"bars": ev.bars})
+        return {"bars": ev.bars}
     if isinstance(ev, SectionPropsSet):
-        return sec.model_copy(update={"tempo": ev.tempo, "key": ev.key})
+        return {"tempo": ev.tempo, "key": ev.key}
     if isinstance(ev, SectionLocked):
-        return sec.model_copy(update={"locked": ev.locked})
+        return {"locked": ev.locked}
+    takes = sec.takes
     if isinstance(ev, TakeAdded):
-        if sec.take(ev.take.id) is not None:
-            return sec
-        at = len(sec.takes) if ev.index is None else _clamp(ev.index, len(sec.takes))
-        update: dict[str, Any] = {"takes": (*sec.takes[:at], ev.take, *sec.takes[at:])}
+        if _find(takes, ev.take.id) >= 0:
+            return {}
+        at = len(takes) if ev.index is None else _clamp(ev.index, len(takes))
+        update: dict[str, Any] = {"takes": (*takes[:at], ev.take, *takes[at:])}
         if ev.chosen:
             update["chosen_take"] = ev.take.id
-        return sec.model_copy(update=update)
+        return update
     if isinstance(ev, TakeRemoved):
-        if sec.take(ev.take.id) is None:
-            return sec
-        update = {"takes": tuple(t for t in sec.takes if t.id != ev.take.id)}
+        i = _find(takes, ev.take.id)
+        if i < 0:
+            return {}
+        update = {"takes": takes[:i] + takes[i + 1 :]}
         if sec.chosen_take == ev.take.id:
             update["chosen_take"] = None
-        return sec.model_copy(update=update)
+        return update
     if isinstance(ev, TakeStatusSet):
-        takes = tuple(
-            t.model_copy(update={"status": ev.status}) if t.id == ev.take else t for t in sec.takes
-        )
-        return sec.model_copy(update={"takes": takes})
+        i = _find(takes, ev.take)
+        if i < 0:
+            return {}
+        new = takes[i].model_copy(update={"status": ev.status})
+        return {"takes": (*takes[:i], new, *takes[i + 1 :])}
     if isinstance(ev, TakeChosen):
-        if ev.take is not None and sec.take(ev.take) is None:
-            return sec
-        return sec.model_copy(update={"chosen_take": ev.take})
-    return sec
+        if ev.take is not None and _find(takes, ev.take) < 0:
+            return {}
+        return {"chosen_take": ev.take}
+    return {}
 
 
-def _with_sections(s: Session, sections: tuple[Section, ...]) -> Session:
-    return s.model_copy(update={"sections": sections})
+_ID = attrgetter("id")
+
+
+def _find(items: tuple[Section, ...] | tuple[Take, ...], item_id: str) -> int:
+    """Index of the item with this id, or -1 (the scan runs in C: replay stays fast)."""
+    try:
+        return list(map(_ID, items)).index(item_id)
+    except ValueError:
+        return -1
 
 
 def _clamp(index: int, length: int) -> int:

@@ -202,10 +202,11 @@ class WsClient:
         except ConnectionClosed:
             pass
         finally:
-            rcvd = self.ws.close_rcvd
-            result = (rcvd.code, rcvd.reason) if rcvd is not None else (None, "")
+            result = (self.ws.close_code, self.ws.close_reason or "")
             if not self.closed.done():
                 self.closed.set_result(result)
+            # so a waiting `expect` fails at once with the close code instead of timing out
+            self.inbox.put_nowait({"type": "_closed", "code": result[0], "reason": result[1]})
             for fut in self.pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError(f"socket closed {result}"))

@@ -65,7 +65,9 @@ def op() -> str:
 
 async def build_session(hub: Hub) -> str:
     """Three sections; the verse has a chosen take and a rejected one; the outro is locked."""
-    sid = (await run(hub, CreateSession(op_id=op(), title="Round Trip", tempo=96.0)))["session"]
+    sid = str(
+        (await run(hub, CreateSession(op_id=op(), title="Round Trip", tempo=96.0)))["session"]
+    )
     await run(hub, SetKey(op_id=op(), session=sid, key="D minor"))
     intro = (await run(hub, AddSection(op_id=op(), session=sid, name="intro", bars=4)))["section"]
     verse = (
@@ -157,7 +159,9 @@ def rezip(entries: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, body in entries.items():
-            zf.writestr(zipfile.ZipInfo(name), body)
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED  # writestr(ZipInfo) ignores the default
+            zf.writestr(info, body)
     return buf.getvalue()
 
 
@@ -326,7 +330,9 @@ TAMPERS: list[tuple[str, Callable[[dict[str, bytes]], dict[str, bytes]], ErrorCo
 ]
 
 
-@pytest.mark.parametrize(("change", "code"), [(t[1], t[2]) for t in TAMPERS], ids=[t[0] for t in TAMPERS])
+@pytest.mark.parametrize(
+    ("change", "code"), [(t[1], t[2]) for t in TAMPERS], ids=[t[0] for t in TAMPERS]
+)
 async def test_import_rejects_tampered_archive(
     ihub: Hub, change: Callable[[dict[str, bytes]], dict[str, bytes]], code: ErrorCode
 ) -> None:
@@ -361,7 +367,9 @@ async def test_import_rejects_garbage_and_oversize(ihub: Hub) -> None:
 
 def test_zip_bomb_is_refused_before_decompressing() -> None:
     # 8 MiB of zeros compresses to a few KiB; the declared size gives it away.
-    bomb = rezip({MANIFEST: b"{}", EVENTS: b"", ARTIFACTS: b"[]", "objects/" + "0" * 64: bytes(8 << 20)})
+    bomb = rezip(
+        {MANIFEST: b"{}", EVENTS: b"", ARTIFACTS: b"[]", "objects/" + "0" * 64: bytes(8 << 20)}
+    )
     assert len(bomb) < 64 * 1024
     with pytest.raises(HubError) as exc:
         parse_archive(bomb, max_object_size=64 << 20, max_uncompressed=1 << 20)

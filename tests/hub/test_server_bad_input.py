@@ -39,7 +39,6 @@ def _check_error(frame: dict[str, Any], code: str, op_id: str | None = None) -> 
 
 def _frames(sid: str, limit: int) -> list[tuple[str, str | bytes, str, str | None]]:
     """(case, raw frame, expected code, expected op_id)."""
-    big = orjson.dumps({"type": "session.rename", "session": sid, "title": "x" * (limit + 1024), "op_id": "op_big"})
     return [
         ("invalid JSON", "{not json", "invalid_json", None),
         ("binary garbage", b"\xff\xfe\x00garbage", "invalid_json", None),
@@ -73,7 +72,6 @@ def _frames(sid: str, limit: int) -> list[tuple[str, str | bytes, str, str | Non
          '{"type": "job.submit", "engine": "nope", "task": "x", "op_id": "op_eng"}', "unknown_engine", "op_eng"),
         ("second hello", '{"type": "hello", "protocol": 1, "client": "cli", "name": "again"}',
          "invalid_message", None),
-        ("frame over the size limit", big, "payload_too_large", None),
     ]
 
 
@@ -96,6 +94,32 @@ async def test_bad_frames_get_structured_errors(hub: HubProcess, bystander: tupl
     by, _ = bystander
     ev = await by.event("session.renamed")
     assert ev["event"]["title"] == "still fine"
+
+
+async def test_frame_over_the_limit_gets_payload_too_large(
+    hub: HubProcess, bystander: tuple[WsClient, str]
+) -> None:
+    """Just over max_frame_bytes: a structured error, and the socket stays open (issue §9)."""
+    _, sid = bystander
+    async with ws_client(hub.ws_url, name="big") as c:
+        limit = c.welcome["max_frame_bytes"]
+        big = orjson.dumps({"type": "session.rename", "session": sid, "title": "x" * (limit + 1024),
+                            "op_id": "op_big"}).decode()
+        await c.send(big)
+        frame = await c.expect("error", timeout=10)
+        _check_error(frame, "payload_too_large", None)
+        assert frame["details"]["limit"] == limit
+        await c.ping()
+
+
+async def test_huge_frame_closes_cleanly_with_1009(hub: HubProcess, bystander: tuple[WsClient, str]) -> None:
+    """Far over the limit the hub will not even read the frame: a clean 1009 close, nothing else hurt."""
+    async with ws_client(hub.ws_url, name="huge") as c:
+        await c.send("x" * (64 << 20))
+        frame = await c.expect("_closed", timeout=20)
+        assert frame["code"] == 1009, frame
+    async with ws_client(hub.ws_url, name="after") as c:
+        await c.ping()
 
 
 async def test_frames_before_hello_and_wrong_version(hub: HubProcess, bystander: tuple[WsClient, str]) -> None:

@@ -1,0 +1,64 @@
+"""Replay of every recorded reference ``generate``/``generate_ar`` case with the fake model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from amt_fixture_data import generate_cases
+from fake_model import FakeModel
+
+from engines.amt.sampler import GenerationRequest, SamplingParams, generate, generate_batch
+from engines.amt.steps import FullRecomputeStep
+
+CASES = [
+    pytest.param(f, c, id=f"{f['file'].removesuffix('.mid')}-{c['case']}")
+    for f in generate_cases()["files"]
+    for c in f["cases"]
+]
+REFERENCE = SamplingParams(window="reference", finish_stopping_triple=True)
+
+
+def _request(case: dict[str, Any], seed: int = 0) -> GenerationRequest:
+    args, inputs = case["args"], case["inputs"]
+    return GenerationRequest(
+        start_time=args["start_time"],
+        end_time=args["end_time"],
+        inputs=inputs.get("inputs", []),
+        controls=inputs.get("controls", []),
+        mode="ar" if case["case"].startswith("accompany_ar") else "anticipate",
+        seed=seed,
+    )
+
+
+def test_all_cases_present() -> None:
+    assert len(CASES) == 15
+
+
+@pytest.mark.parametrize(("fx", "case"), CASES)
+def test_replay_exact(fx: dict[str, Any], case: dict[str, Any]) -> None:
+    model = FakeModel()
+    events: list[tuple[int, int, int]] = []
+    out = generate(
+        FullRecomputeStep(model), _request(case), REFERENCE, on_event=lambda _r, e: events.append(e)
+    )
+    assert out == case["output"]
+    assert len(model.lengths) == case["model_calls"]
+    assert model.lengths == case["call_input_lengths"]
+    assert model.sha16 == case["call_input_sha16"]
+    # one callback per generated event, in generation order
+    assert len(events) == (case["model_calls"] - 3) // 3
+
+
+def test_batch_of_all_cases_equals_each_alone() -> None:
+    requests = [_request(c, seed=k) for k, (_f, c) in enumerate(p.values for p in CASES)]
+    batched = generate_batch(FullRecomputeStep(FakeModel()), requests, REFERENCE)
+    assert batched == [p.values[1]["output"] for p in CASES]
+
+
+def test_stopping_early_skips_two_calls_and_keeps_the_output() -> None:
+    _fx, case = CASES[0].values
+    model = FakeModel()
+    out = generate(FullRecomputeStep(model), _request(case), SamplingParams())
+    assert out == case["output"]
+    assert len(model.lengths) == case["model_calls"] - 2
