@@ -197,8 +197,11 @@ class GeneratorEngine(Engine):
     def run(
         self, request: EngineRequest, cancel: CancelFlag, cas: CasStore
     ) -> Iterator[EngineEvent]:
-        """Yield events; each ``yield`` ends one step. Return (optionally a result dict)
-        to finish, or yield a terminal event yourself. Raise ``EngineError`` to fail."""
+        """Yield events; each ``yield`` ends one step. Return to finish (a returned dict
+        becomes ``Finished.result``; annotate the override as ``Generator[EngineEvent, None,
+        dict[str, Any] | None]`` for that), or yield a terminal event yourself. Raise
+        ``EngineError`` to fail. To save partial results on cancel, catch
+        :class:`JobCancelled` at a ``yield`` and yield partial Outputs."""
 
     def prepare(self, request: EngineRequest) -> None:
         """Eager checks before the generator starts (e.g. validate params) so that a bad

@@ -47,7 +47,9 @@ def validate_params(model: type[P], params: Mapping[str, Any], *, task: str = ""
         raise EngineError(
             "params must be an object",
             code=VALIDATION_FAILED,
-            details={"errors": [{"loc": [], "msg": "params must be an object", "type": "dict_type"}]},
+            details={
+                "errors": [{"loc": [], "msg": "params must be an object", "type": "dict_type"}]
+            },
         )
     try:
         return model.model_validate(dict(params))

@@ -21,12 +21,13 @@ class EngineSpec:
     """How to build one engine: ``factory`` is ``"package.module:Class"``.
 
     ``concurrency`` is how many jobs the hub may run on one worker at once (the
-    worker steps them round-robin, or together when the engine batches).
+    worker steps them round-robin, or together when the engine batches). The hub
+    enforces it; the worker runs whatever it is given.
     """
 
     name: str
     factory: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
     concurrency: int = 1
 
     def __post_init__(self) -> None:

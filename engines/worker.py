@@ -96,6 +96,7 @@ class _WorkerHost:
         self.cas_root = cas_root
         self.conn = conn
         self.engine: Engine | None = None
+        self.batcher: BatchStepper | None = None  # the engine, when it batches its runs
         self.cas: CasStore | None = None
         self.info = EngineInfo(name=spec.name, version="unknown", tasks=(), available=False)
         self.runs: dict[str, JobRun] = {}  # insertion order = round-robin order
@@ -116,6 +117,7 @@ class _WorkerHost:
         except Exception as exc:
             return replace(info, available=False, reason=_reason(exc))
         self.engine = engine
+        self.batcher = engine if isinstance(engine, BatchStepper) else None
         return info
 
     def serve(self) -> None:
@@ -173,7 +175,9 @@ class _WorkerHost:
             log.exception("worker %s: cancel of %s raised", self.spec.name, job_id)
             events = []
         # Whatever the engine returned, the hub gets its partial outputs then one Cancelled.
-        kept: list[EngineEvent] = [e for e in events if isinstance(e, Output) and e.job_id == job_id]
+        kept: list[EngineEvent] = [
+            e for e in events if isinstance(e, Output) and e.job_id == job_id
+        ]
         for event in [*kept, Cancelled(job_id)]:
             self.send(event)
         with contextlib.suppress(Exception):
@@ -182,9 +186,8 @@ class _WorkerHost:
     # -- stepping -------------------------------------------------------------------------
 
     def step_all(self) -> None:
-        engine = self.engine
-        if isinstance(engine, BatchStepper):
-            self.step_batch(engine)
+        if self.batcher is not None:
+            self.step_batch(self.batcher)
             return
         for job_id in list(self.runs):
             self.drain(block=False)  # a cancel lands before this job's next step
@@ -213,8 +216,10 @@ class _WorkerHost:
         terminal = False
         for event in events:
             if event.job_id != run.job_id:
-                event = Failed(run.job_id, "engine_error", "engine emitted an event for another job")
-            self.send(event)
+                event = Failed(
+                    run.job_id, "engine_error", "engine emitted an event for another job"
+                )
+            event = self.send(event)
             if is_terminal(event):
                 terminal = True
                 break
@@ -226,9 +231,10 @@ class _WorkerHost:
             with contextlib.suppress(Exception):
                 run.close()
 
-    def send(self, event: EngineEvent | EngineInfo) -> None:
+    def send(self, event: EngineEvent) -> EngineEvent:
+        """Send one event; returns what was sent (an oversized event fails the job instead)."""
         data = bytes(ForkingPickler.dumps(event))
-        if len(data) > MAX_EVENT_BYTES and not isinstance(event, EngineInfo):
+        if len(data) > MAX_EVENT_BYTES:
             event = Failed(
                 event.job_id,
                 "engine_error",
@@ -237,6 +243,7 @@ class _WorkerHost:
             )
             data = bytes(ForkingPickler.dumps(event))
         self.conn.send_bytes(data)
+        return event
 
 
 def _reason(exc: BaseException) -> str:
@@ -290,13 +297,16 @@ class WorkerHandle:
         self._generation = 0
         self._stopping = False
         self._exitcode: int | None = None
+        self._last_pid: int | None = None
 
     # -- state ------------------------------------------------------------------------------
 
     @property
     def info(self) -> EngineInfo:
         if self._info is None:
-            raise WorkerError(f"worker {self.spec.name!r} has not started", code="worker_unavailable")
+            raise WorkerError(
+                f"worker {self.spec.name!r} has not started", code="worker_unavailable"
+            )
         return self._info
 
     @property
@@ -305,12 +315,22 @@ class WorkerHandle:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        """The running process's id (the last one's after it ended)."""
+        return self._proc.pid if self._proc is not None else self._last_pid
 
     @property
     def exitcode(self) -> int | None:
         """Exit code of the last process that ended (negative: killed by that signal)."""
         return self._exitcode
+
+    @property
+    def on_exit(self) -> ExitCallback | None:
+        """Called with the exit code when the process dies unexpectedly (not after stop)."""
+        return self._on_exit
+
+    @on_exit.setter
+    def on_exit(self, callback: ExitCallback | None) -> None:
+        self._on_exit = callback
 
     @property
     def jobs(self) -> frozenset[str]:
@@ -322,7 +342,9 @@ class WorkerHandle:
     async def start(self) -> EngineInfo:
         """Spawn the process and wait for its EngineInfo (``worker_start_failed`` otherwise)."""
         if self._conn is not None:
-            raise WorkerError(f"worker {self.spec.name!r} is already running", code="worker_running")
+            raise WorkerError(
+                f"worker {self.spec.name!r} is already running", code="worker_running"
+            )
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stopping = False
@@ -345,6 +367,7 @@ class WorkerHandle:
         try:
             info = await asyncio.wait_for(asyncio.shield(self._ready), self.start_timeout)
         except TimeoutError:
+            self._ready.cancel()  # nobody will read it: no "exception never retrieved"
             await self._kill_now()
             raise WorkerError(
                 f"worker {self.spec.name!r} did not report within {self.start_timeout:.0f} s",
@@ -370,18 +393,22 @@ class WorkerHandle:
             with contextlib.suppress(OSError):
                 conn.send(Shutdown())
             if not await _wait_dead(proc, timeout):
-                proc.terminate()
+                with contextlib.suppress(ValueError):  # closed: the sentinel handler reaped it
+                    proc.terminate()
                 if not await _wait_dead(proc, 2.0):
-                    proc.kill()
+                    with contextlib.suppress(ValueError):
+                        proc.kill()
                     await _wait_dead(proc, 2.0)
             self._drain_and_close(self._generation)
         if final:
             self._queue.put_nowait(None)
 
     async def _kill_now(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            await _wait_dead(self._proc, 2.0)
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(ValueError):
+                proc.kill()
+            await _wait_dead(proc, 2.0)
         self._drain_and_close(self._generation)
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -390,7 +417,9 @@ class WorkerHandle:
         """Hand a job to the worker; its events follow. Raises if the worker is not running."""
         conn = self._conn
         if conn is None:
-            raise WorkerError(f"worker {self.spec.name!r} is not running", code="worker_unavailable")
+            raise WorkerError(
+                f"worker {self.spec.name!r} is not running", code="worker_unavailable"
+            )
         if request.job_id in self._jobs:
             raise WorkerError(f"job {request.job_id} is already running", code="job_running")
         self._jobs.add(request.job_id)
@@ -491,7 +520,11 @@ class WorkerHandle:
             if proc.is_alive():
                 proc.kill()
                 proc.join(1.0)
-        self._exitcode = proc.exitcode if proc is not None else None
+            self._exitcode = proc.exitcode
+            self._last_pid = proc.pid
+            with contextlib.suppress(ValueError):
+                proc.close()  # releases the sentinel fd now rather than at garbage collection
+            self._proc = None
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(
                 WorkerError(
@@ -507,7 +540,7 @@ class WorkerHandle:
             self._on_exit(self, self._exitcode)
 
     def _job_lost(self, job_id: str) -> Failed:
-        details = {"engine": self.spec.name, "exitcode": self._exitcode, "pid": self.pid}
+        details = {"engine": self.spec.name, "exitcode": self._exitcode, "pid": self._last_pid}
         if self._stopping:
             return Failed(job_id, "interrupted", "the engine worker was stopped", details)
         return Failed(
@@ -521,9 +554,11 @@ class WorkerHandle:
 async def _wait_dead(proc: BaseProcess, timeout: float) -> bool:
     """Poll without blocking the loop; True once the process has exited."""
     deadline = time.monotonic() + timeout
-    while proc.is_alive():
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(0.01)
+    try:
+        while proc.is_alive():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+    except ValueError:  # closed by the sentinel handler, which runs after the exit
+        pass
     return True
-

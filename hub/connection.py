@@ -7,9 +7,11 @@ frame gets a structured error and the connection carries on.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 from hub.errors import ErrorCode, HubError
 from hub.fanout import Outbox
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tutti.connection")
 
+# Session commands one connection may have in flight before its reader waits.
+MAX_IN_FLIGHT = 1024
+
 
 class Connection:
     def __init__(self, hub: Hub, *, peer: str = "") -> None:
@@ -44,6 +49,8 @@ class Connection:
         self.last_seen = time.monotonic()
         self.close_code: int | None = None
         self.close_reason = ""
+        # Pipelined session commands, oldest first; their acks are sent as they resolve.
+        self._in_flight: deque[asyncio.Future[Any]] = deque()
 
     # --- output helpers -----------------------------------------------------------------
 
@@ -102,8 +109,45 @@ class Connection:
             self.send(encode(ClockPong(t0=message.t0, server_time=self.hub.clock())))
         else:
             assert isinstance(message, Command)
+            fut = self.hub.pipeline_command(self.client_id, message)
+            if fut is not None:
+                await self._track(fut, message)
+                return
+            # Anything else runs after this connection's earlier commands took effect.
+            await self._barrier()
             ack = await self.hub.handle_command(self.client_id, message)
             self.send(encode(ack))
+
+    async def _track(self, fut: asyncio.Future[Any], message: Command) -> None:
+        fut.add_done_callback(lambda f: self._answer(f, message))
+        self._in_flight.append(fut)
+        while self._in_flight and self._in_flight[0].done():
+            self._in_flight.popleft()
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.wait([self._in_flight[0]])
+
+    def _answer(self, fut: asyncio.Future[Any], message: Command) -> None:
+        """Send a pipelined command's one ack or error (futures resolve in command order)."""
+        if fut.cancelled():
+            self.send_error(HubError(ErrorCode.internal_error, "the hub is shutting down"), message.op_id)
+            return
+        exc = fut.exception()
+        if exc is None:
+            self.send(encode(fut.result()))
+        elif isinstance(exc, HubError):
+            self.send_error(exc, message.op_id)
+        else:
+            kind = str(getattr(message, "type", type(message).__name__))
+            log.error("unhandled error for %s", kind, exc_info=exc)
+            self.send(encode(Error(code=ErrorCode.internal_error.value,
+                                   message=f"internal error while handling {kind}: {exc}",
+                                   op_id=message.op_id)))
+
+    async def _barrier(self) -> None:
+        pending = [f for f in self._in_flight if not f.done()]
+        self._in_flight.clear()
+        if pending:
+            await asyncio.wait(pending)
 
     async def _hello(self, hello: Hello) -> None:
         if self.hello is not None:

@@ -10,6 +10,7 @@ means "durable". Events are published to subscribers only after they are durable
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +20,8 @@ from typing import Any, TypeVar
 
 from hub.decide import decide
 from hub.errors import ErrorCode, HubError
-from hub.events import Cause, Envelope, Event, topic_of
 from hub.eventlog import Batch, EventLog, OpAck, OpRecord, PendingEvent
+from hub.events import Cause, Envelope, Event, topic_of
 from hub.fanout import Fanout
 from hub.ids import GROUP, new_id
 from hub.protocol import Ack, SessionCommand
@@ -77,10 +78,8 @@ class Core:
             await asyncio.sleep(0.01)
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._writer.shutdown(wait=True)
 
     async def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
@@ -99,11 +98,26 @@ class Core:
         artifact_exists: Callable[[str], bool] | None = None,
     ) -> Ack:
         """Decide, make durable, apply, publish; the Ack resolves only after the fsync."""
+        return await self.submit(command, op_id=op_id, client=client, artifact_exists=artifact_exists)
+
+    def submit(
+        self,
+        command: SessionCommand,
+        *,
+        op_id: str | None,
+        client: str | None,
+        artifact_exists: Callable[[str], bool] | None = None,
+    ) -> asyncio.Future[Ack]:
+        """Queue a command now (in call order) and return the future of its Ack.
+
+        Lets one connection pipeline commands: they are decided in the order submitted
+        and share group commits, instead of paying one fsync each.
+        """
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        await self._queue.put(
+        self._queue.put_nowait(
             _Pending(fut, command=command, op_id=op_id, client=client, artifact_exists=artifact_exists)
         )
-        return await fut
+        return fut
 
     async def record(
         self, events: Sequence[Event], *, cause: Cause = "system", op_id: str | None = None

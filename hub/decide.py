@@ -72,6 +72,8 @@ from hub.protocol import (
 )
 from hub.state import HubState, UndoStep, apply_session_event, inverse
 
+__all__ = ["Decision", "decide", "inverse", "rebase"]
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:

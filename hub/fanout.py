@@ -23,13 +23,14 @@ from hub.protocol import EventMessage, encode
 class Outbox:
     """One client's pending frames. Not thread-safe: lives on the event loop."""
 
-    __slots__ = ("_latest", "_lossless", "_wake", "closed", "enqueued_at", "limit", "overflowed")
+    __slots__ = ("_latest", "_lossless", "_space", "_wake", "closed", "enqueued_at", "limit", "overflowed")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._lossless: deque[str] = deque()
         self._latest: dict[str, str] = {}
         self._wake = asyncio.Event()
+        self._space = asyncio.Event()
         self.overflowed = False
         self.closed = False
         self.enqueued_at = 0.0
@@ -56,6 +57,21 @@ class Outbox:
     def pending(self) -> int:
         return len(self._lossless) + len(self._latest)
 
+    def has_room(self, window: int) -> bool:
+        """Whether fewer than ``window`` lossless frames (at most half the limit) are waiting."""
+        return len(self._lossless) < min(window, self.limit // 2)
+
+    async def room(self, window: int) -> None:
+        """Wait until fewer than ``window`` lossless frames wait (or the outbox is closed).
+
+        A replay paces itself with this: it encodes frames only about as fast as the
+        socket takes them, so resuming far back neither overflows the queue nor wastes
+        work on a client that drops again; live events wait in the fan-out's hold buffer.
+        """
+        while not self.has_room(window) and not (self.closed or self.overflowed):
+            self._space.clear()
+            await self._space.wait()
+
     async def take(self) -> list[str]:
         """Wait for frames; return every lossless frame in order, then the latest values."""
         while not (self._lossless or self._latest or self.overflowed or self.closed):
@@ -65,11 +81,13 @@ class Outbox:
         self._lossless.clear()
         frames.extend(self._latest.values())
         self._latest.clear()
+        self._space.set()
         return frames
 
     def close(self) -> None:
         self.closed = True
         self._wake.set()
+        self._space.set()
 
 
 @dataclass

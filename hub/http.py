@@ -153,7 +153,7 @@ async def session_command(request: Request) -> Response:
     except ValidationError as exc:
         raise HubError(ErrorCode.validation_failed, f"{exc.error_count()} invalid field(s)",
                        details={"errors": exc.errors(include_url=False, include_context=False, include_input=False)}) from exc
-    if not isinstance(cmd, SessionCommand.__args__):  # type: ignore[attr-defined]
+    if not isinstance(cmd, SessionCommand.__args__):
         raise HubError(ErrorCode.unknown_type, f"{data.get('type')!r} is not a session command")
     ack = await hub.handle_command("http", cmd)
     return JSONResponse(ack.model_dump(mode="json"))

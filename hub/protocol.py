@@ -246,7 +246,7 @@ SessionCommand = (
 class RenderSession(Command):
     type: Literal["session.render"] = "session.render"
     session: Id
-    sections: list[Id] | None = None  # None = every section with a chosen take
+    sections: list[Id] | None = None  # None = every section (silent bars where no take is chosen)
 
 
 class GetSession(Command):

@@ -21,13 +21,14 @@ from hub.config import HubConfig
 from hub.core import Core
 from hub.errors import ErrorCode, HubError
 from hub.eventlog import HistoryCompacted, SqliteEventLog
+from hub.events import Envelope, TakeChosen
 from hub.fanout import Fanout
 from hub.ids import new_id
 from hub.inbox import Inbox
 from hub.jobs import JobManager
 from hub.jobstore import JobStore
-from hub.events import Envelope, TakeChosen
 from hub.model import Session
+from hub.protocol import Ack as AckMsg
 from hub.protocol import (
     AddTake,
     Analyze,
@@ -40,8 +41,8 @@ from hub.protocol import (
     Presence,
     ReleaseTransport,
     RenderSession,
-    ResumePoint,
     Resumed,
+    ResumePoint,
     SessionCommand,
     SubmitBatch,
     SubmitJob,
@@ -53,7 +54,6 @@ from hub.protocol import (
     Welcome,
     encode,
 )
-from hub.protocol import Ack as AckMsg
 from hub.snapshots import decode_state, encode_state
 from hub.sqlite import open_data_dir
 from hub.state import EMPTY, replay, snapshot, summaries
@@ -64,8 +64,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tutti.hub")
 
-_SESSION_COMMANDS: tuple[type[Any], ...] = SessionCommand.__args__  # type: ignore[attr-defined]
-_REPLAY_PAGE = 5000
+_SESSION_COMMANDS: tuple[type[Any], ...] = SessionCommand.__args__
+_REPLAY_PAGE = 1000
+_REPLAY_WINDOW = 256  # replayed frames a client may have queued before the replay waits
 # How often the retention rule runs. Test hooks (undocumented for users):
 # TUTTI_COMPACT_INTERVAL overrides the period, TUTTI_RETENTION_SKEW (seconds) ages every
 # event by that much so a test need not wait out the 60 s minimum of keep_seconds.
@@ -83,6 +84,8 @@ class Hub:
         self._tempo_timers: dict[str, asyncio.TimerHandle] = {}
         self._clock_origin = time.monotonic()
         self.compacted_events = 0
+        self._replays = 0
+        self._side_tasks: set[asyncio.Future[None]] = set()
         # set in start()
         self._compactor: asyncio.Task[None]
         self.core: Core
@@ -117,6 +120,7 @@ class Hub:
         self.core.start()
         self.jobs = JobManager(self)
         await self.jobs.start()
+        self._compactor = asyncio.create_task(self._compact_loop(), name="tutti-compact")
         self.core.listeners.append(self._on_events)
         self.inbox: Inbox | None = None
         if self.config.watch_inbox:
@@ -129,6 +133,7 @@ class Hub:
             from hub.protocol import CloseCode
 
             conn.close(CloseCode.GOING_AWAY, "hub shutting down")
+        self._compactor.cancel()
         if self.inbox is not None:
             await self.inbox.stop()
         await self.jobs.stop()
@@ -153,6 +158,8 @@ class Hub:
         past that offset (events committed meanwhile stay), so the snapshot always covers
         the cut and the log's snapshot callback is never needed.
         """
+        if self._replays:
+            return 0  # try again next period; a replay must not lose its history mid-way
         retention = self.config.retention
         state = self.core.state  # immutable, and consistent with what was published
         now = time.time() + float(os.environ.get("TUTTI_RETENTION_SKEW", "0"))
@@ -262,61 +269,61 @@ class Hub:
         sub = self.fanout.subscriber(client_id)
         assert sub is not None
         wanted = set(sub.topics)
-        replayed_to = resume.offset
+        epoch = self.core.log.epoch
+        self._replays += 1  # no compaction starts while a replay reads the log
         try:
-            if resume.epoch != self.core.log.epoch:
+            if resume.epoch != epoch:
                 raise HistoryCompacted("the hub's history was reset (epoch changed)")
-            from hub.fanout import delivery_topics
-
-            def matches(env_topic: str) -> bool:
-                return env_topic in wanted
-
-            count = 0
-            after = resume.offset
-            while after < upto:
-                page = await self.core.in_writer(
-                    lambda a=after: self.core.log.read(a, limit=min(_REPLAY_PAGE, upto - a))
-                )
-                if not page:
-                    break
-                frames = []
-                for env in page:
-                    if env.offset > upto:
-                        break
-                    if any(t in wanted for t in delivery_topics(env)):
-                        from hub.protocol import EventMessage
-
-                        frames.append(encode(EventMessage.from_envelope(env, replayed=True)).decode())
-                    after = env.offset
-                if count == 0:
-                    conn.send(encode(Resumed(recovered=True, epoch=self.core.log.epoch, offset=upto)))
-                for f in frames:
-                    conn.outbox.push(f)
-                count += len(frames)
-            if count == 0:
-                conn.send(encode(Resumed(recovered=True, epoch=self.core.log.epoch, offset=upto)))
-            replayed_to = upto
-            del matches
+            if resume.offset > upto:
+                raise HistoryCompacted(f"offset {resume.offset} is past the log head {upto}")
+            await self._replay(conn, resume.offset, upto, wanted)
         except HistoryCompacted as exc:
             sessions = [
                 s for s in snapshot(self.core.state) if f"session:{s.id}" in wanted or "sessions" in wanted
             ]
             conn.send(
                 encode(
-                    Resumed(
-                        recovered=False,
-                        epoch=self.core.log.epoch,
-                        offset=upto,
-                        snapshot=sessions,
-                        reason=str(exc),
-                    )
+                    Resumed(recovered=False, epoch=epoch, offset=upto, snapshot=sessions, reason=exc.message)
                 )
             )
-            replayed_to = upto
         finally:
-            self.fanout.release(client_id, replayed_to)
+            self._replays -= 1
+            # Live events after `upto` follow the replay (or the snapshot, valid at `upto`).
+            self.fanout.release(client_id, upto)
         self._after_subscribe(client_id, new_topics)
         return {"topics": sorted(new_topics), "offset": upto}
+
+    async def _replay(self, conn: Connection, after: int, upto: int, wanted: set[str]) -> None:
+        """Send ``resumed`` then every event in (after, upto] on the wanted topics, in order.
+
+        The first page is read before ``resumed`` goes out, so a compacted history turns
+        into ``recovered: false`` and never into a partial replay. Frames are paced by the
+        client's queue (see Outbox.room), so a long replay does not overflow it.
+        """
+        from hub.fanout import delivery_topics
+        from hub.protocol import EventMessage
+
+        outbox = conn.outbox
+        sent_resumed = False
+        while True:
+            page = []
+            if after < upto:
+                page = await self.core.in_writer(
+                    lambda a=after: self.core.log.read(a, limit=min(_REPLAY_PAGE, upto - a))
+                )
+            if not sent_resumed:
+                conn.send(encode(Resumed(recovered=True, epoch=self.core.log.epoch, offset=upto)))
+                sent_resumed = True
+            if not page:
+                return
+            for env in page:
+                if any(t in wanted for t in delivery_topics(env)):
+                    if not outbox.has_room(_REPLAY_WINDOW):
+                        await outbox.room(_REPLAY_WINDOW)
+                    if outbox.closed or outbox.overflowed:
+                        return
+                    outbox.push(encode(EventMessage.from_envelope(env, replayed=True)).decode())
+                after = env.offset
 
     def _after_subscribe(self, client_id: str, topics: set[str]) -> None:
         for topic in topics:
@@ -341,6 +348,17 @@ class Hub:
 
     # --- commands -----------------------------------------------------------------------
 
+    def pipeline_command(self, client_id: str, cmd: Command) -> asyncio.Future[AckMsg] | None:
+        """Queue a session command at once and return its ack's future; None for other commands.
+
+        Session commands only touch the event log, so a connection may have many in flight
+        (they are decided in the order sent and share group commits).
+        """
+        if not isinstance(cmd, _SESSION_COMMANDS):
+            return None
+        exists = self._artifact_exists if isinstance(cmd, AddTake) else None
+        return self.core.submit(cmd, op_id=cmd.op_id, client=client_id, artifact_exists=exists)
+
     async def handle_command(self, client_id: str, cmd: Command) -> AckMsg:
         if isinstance(cmd, Subscribe):
             result = await self.subscribe(client_id, cmd.topics, cmd.resume)
@@ -354,7 +372,7 @@ class Hub:
         if isinstance(cmd, _SESSION_COMMANDS):
             exists = self._artifact_exists if isinstance(cmd, AddTake) else None
             return await self.core.execute(
-                cmd,  # type: ignore[arg-type]
+                cmd,
                 op_id=cmd.op_id,
                 client=client_id,
                 artifact_exists=exists,
@@ -384,7 +402,7 @@ class Hub:
             return AckMsg(op_id=cmd.op_id, result=await self.analyze(cmd.artifact, list(cmd.analyses)))
         if isinstance(cmd, TakeTransport | ReleaseTransport | TransportUpdate):
             return AckMsg(op_id=cmd.op_id, result=self.transport(client_id, cmd))
-        raise HubError(ErrorCode.unknown_type, f"{cmd.type} is not handled by this hub")
+        raise HubError(ErrorCode.unknown_type, f"{getattr(cmd, 'type', type(cmd).__name__)} is not handled by this hub")
 
     def session(self, session_id: str) -> Session:
         s = self.core.state.sessions.get(session_id)
@@ -504,7 +522,11 @@ class Hub:
         """Side effects of durable events: a chosen take is exported for DAWs."""
         for env in envelopes:
             if isinstance(env.event, TakeChosen) and env.event.take is not None:
-                asyncio.ensure_future(self._export_take(env.event.session, env.event.section, env.event.take))
+                task = asyncio.ensure_future(
+                    self._export_take(env.event.session, env.event.section, env.event.take)
+                )
+                self._side_tasks.add(task)
+                task.add_done_callback(self._side_tasks.discard)
 
     async def _export_take(self, session_id: str, section_id: str, take_id: str) -> None:
         from hub.media import export_file, file_ready, load_artifact_bytes

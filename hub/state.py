@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from hub.events import (
     Envelope,
@@ -134,14 +134,16 @@ def _fold(sessions: dict[str, Session], history: dict[str, UndoHistory], env: En
         sessions.pop(ev.session, None)
         history.pop(ev.session, None)
         return
-    current = sessions.get(ev.session)
+    sev = cast(SessionEvent, ev)  # the type check above is a set lookup mypy can't follow
+    current = sessions.get(sev.session)
     if current is None:
         return
-    update = session_changes(current, ev)
+    update = session_changes(current, sev)
     update["updated_offset"] = env.offset
-    hist = _book(history.get(ev.session, _EMPTY_HISTORY), current, env, ev, update)
-    history[ev.session] = hist
-    sessions[ev.session] = current.model_copy(update=update)
+    history[sev.session] = _book(
+        history.get(sev.session, _EMPTY_HISTORY), current, env, sev, update
+    )
+    sessions[sev.session] = current.model_copy(update=update)
 
 
 def _created(ev: SessionCreated, offset: int) -> Session:
@@ -299,7 +301,8 @@ def session_changes(s: Session, ev: SessionEvent) -> dict[str, Any]:
             return {"sections": rest}
         at = _clamp(ev.index, len(rest))
         return {"sections": (*rest[:at], sections[i], *rest[at:])}
-    i = _find(sections, ev.section) if isinstance(ev.section, str) else -1
+    section_id = getattr(ev, "section", None)
+    i = _find(sections, section_id) if isinstance(section_id, str) else -1
     if i < 0:
         return {}
     change = _section_changes(sections[i], ev)

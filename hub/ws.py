@@ -90,6 +90,9 @@ async def _write_loop(ws: WebSocket, conn: Connection) -> None:
                 return
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
+    finally:
+        # Nothing more will be written: wake anything waiting for room (a paced replay).
+        outbox.close()
 
 
 async def _heartbeat(hub: Hub, conn: Connection) -> None:

@@ -114,14 +114,27 @@ def _init_row(index: int, req: GenerationRequest) -> _Row:
         flag = V.ANTICIPATE if controls or future else V.AUTOREGRESS
         merged = ops.sort(controls + [V.CONTROL_OFFSET + tok for tok in future])
         tokens, leftover = ops.anticipate(prompt, merged)
-        row = _Row(index, req, flag, [], start, end, ops.max_time(prompt), leftover, future, generator)
+        row = _Row(
+            index, req, flag, [], start, end, ops.max_time(prompt), leftover, future, generator
+        )
     else:
         # the AR variant treats controls as ordinary events and backfills them in time
         events = ops.sort(list(req.inputs) + [tok - V.CONTROL_OFFSET for tok in req.controls])
         prompt = ops.pad(ops.clip(events, 0, start, clip_duration=False), start)
         later = ops.clip(events, start + 1, ops.max_time(events), clip_duration=False)
         tokens = prompt
-        row = _Row(index, req, V.AUTOREGRESS, [], start, end, ops.max_time(prompt), list(later), list(later), generator)
+        row = _Row(
+            index,
+            req,
+            V.AUTOREGRESS,
+            [],
+            start,
+            end,
+            ops.max_time(prompt),
+            list(later),
+            list(later),
+            generator,
+        )
     for triple in ops.triples(tokens):
         row.append(triple)
     return row
@@ -148,6 +161,7 @@ def _begin_triple(row: _Row, params: SamplingParams) -> None:
 
 def _finish_triple(row: _Row, on_event: EventCallback | None) -> None:
     time, dur, note = row.partial
+    row.partial = []
     time += row.offset
     if time >= row.end:
         row.done = True
@@ -166,7 +180,9 @@ def _output(row: _Row) -> list[int]:
     if row.request.mode == "anticipate":
         events, _controls = ops.split(row.tokens)
         return ops.sort(ops.unpad(events) + row.extra)
-    return ops.sort(ops.unpad(row.tokens) + row.extra)
+    # the reference appends the next not-yet-due future event once more before merging
+    # in all of them, so that event appears twice in its output; kept for exactness
+    return ops.sort(ops.unpad(row.tokens + row.pending[:3]) + row.extra)
 
 
 def generate_batch(
@@ -199,7 +215,9 @@ def generate_batch(
             logits = step(windows, [row.index for row in active])
             if logits.shape != (len(active), V.VOCAB_SIZE):
                 raise SamplerError(f"model step returned logits of shape {tuple(logits.shape)}")
-            for row, window, row_logits in zip(active, windows, logits, strict=True):
+            # float32 on the CPU is a zero-copy view; torch's own small-op path is slow here
+            rows_logits = logits.detach().cpu().float().numpy()
+            for row, window, row_logits in zip(active, windows, rows_logits, strict=True):
                 slot = (len(window) - 1) % 3
                 masked = mask_logits(
                     row_logits,

@@ -52,7 +52,7 @@ class FullRecomputeStep:
             for window in windows:
                 ids = torch.tensor([list(window)], dtype=torch.long, device=self.device)
                 out.append(_last_logits(self.model(ids)).float())
-        return torch.stack(out)
+        return out[0].unsqueeze(0) if len(out) == 1 else torch.stack(out)
 
     def release(self, row: int) -> None:
         return None
@@ -83,14 +83,15 @@ class CachedStep:
         self.context_size = context_size
         self.device = next(model.parameters()).device
         self._rows: dict[int, _RowCache] = {}
-        self.rebuilds = 0  # full prefills, for tests and the benchmark
+        self.rebuilds = 0  # prefills and cut-backs (window slid), for tests and the benchmark
         self.tokens_fed = 0
 
     def __call__(self, windows: Sequence[Sequence[int]], rows: Sequence[int]) -> torch.Tensor:
         if len(windows) != len(rows):
             raise SamplerError("one row id per window is required")
         with torch.no_grad():
-            return torch.stack([self._row(list(w), r) for w, r in zip(windows, rows, strict=True)])
+            out = [self._row(list(w), r) for w, r in zip(windows, rows, strict=True)]
+        return out[0].unsqueeze(0) if len(out) == 1 else torch.stack(out)
 
     def release(self, row: int) -> None:
         self._rows.pop(row, None)
@@ -104,12 +105,13 @@ class CachedStep:
             limit = min(len(state.ids), len(window) - 1)  # always feed >= 1 token
             while shared < limit and state.ids[shared] == window[shared]:
                 shared += 1
+        if state is None or shared < len(state.ids):
+            self.rebuilds += 1  # the cache could not simply be extended
         if state is None or shared == 0:
-            self.rebuilds += 1
             state = _RowCache(ids=[], past=self._cache_cls())
             self._rows[row] = state
         elif shared < len(state.ids):
-            state.past.crop(shared)
+            state.past.crop(shared - len(state.ids))  # negative: drop that many tokens
             del state.ids[shared:]
         new = window[shared:]
         ids = torch.tensor([new], dtype=torch.long, device=self.device)

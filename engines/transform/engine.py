@@ -28,6 +28,7 @@ from engines.protocol import (
 from engines.transform import ops
 from engines.transform.midi import Score, TempoMap, read_midi, to_notes, write_midi
 from engines.transform.tasks import (
+    MULTI_INPUT,
     SINGLE_INPUT,
     TASKS,
     ExtractParams,
@@ -50,6 +51,12 @@ def _invalid(message: str, loc: str) -> EngineError:
         code=VALIDATION_FAILED,
         details={"errors": [{"loc": [loc], "msg": message, "type": "value_error"}]},
     )
+
+
+def _input_order(name: str) -> tuple[int, str]:
+    """``artifacts.10`` after ``artifacts.9``: the hub numbers list inputs by position."""
+    _, _, index = name.rpartition(".")
+    return (int(index), name) if index.isdigit() else (1 << 30, name)
 
 
 def _slug(text: str) -> str:
@@ -75,8 +82,10 @@ class TransformEngine(GeneratorEngine):
         job = request.job_id
         params = TASKS.validate(request.task, request.params)
         yield Progress(job, 0, None, 0.0)
-        sources = [(name, self._load(cas, request.inputs[name]))
-                   for name in self._input_names(request, params)]
+        sources = [
+            (name, self._load(cas, request.inputs[name]))
+            for name in self._input_names(request, params)
+        ]
         results = self._apply(request, params, sources)
         total = sum(score.note_count for _, score in results)
         sent = 0
@@ -90,7 +99,11 @@ class TransformEngine(GeneratorEngine):
         many = len(results) > 1
         for index, (label, score) in enumerate(results):
             stored = cas.put(write_midi(score), mime=MIDI_MIME)
-            name = f"{request.task}-{index + 1:02d}-{_slug(label)}.mid" if many else f"{request.task}.mid"
+            name = (
+                f"{request.task}-{index + 1:02d}-{_slug(label)}.mid"
+                if many
+                else f"{request.task}.mid"
+            )
             yield Output(
                 job,
                 stored.digest,
@@ -110,18 +123,15 @@ class TransformEngine(GeneratorEngine):
     def _input_names(request: EngineRequest, params: TaskParams) -> list[str]:
         inputs = request.inputs
         if isinstance(params, MergeParams):
-            names = params.order if params.order is not None else sorted(inputs)
-            unknown = [n for n in names if n not in inputs]
-            if unknown:
-                raise _invalid(f"order names inputs that were not given: {unknown}", "order")
+            names = sorted(inputs, key=_input_order)
             if len(names) < 2:
-                raise _invalid("merge needs at least two inputs", "inputs")
-            return list(names)
+                raise _invalid("merge needs at least two input artifacts", MULTI_INPUT)
+            return names
         if SINGLE_INPUT in inputs:
             return [SINGLE_INPUT]
         if len(inputs) == 1:
             return list(inputs)
-        raise _invalid(f"task {request.task!r} needs one input named {SINGLE_INPUT!r}", "inputs")
+        raise _invalid(f"task {request.task!r} needs one input artifact", SINGLE_INPUT)
 
     @staticmethod
     def _load(cas: CasStore, digest: str) -> Score:
@@ -148,28 +158,56 @@ class TransformEngine(GeneratorEngine):
             key = ops.parse_key(key_text) if params.steps and key_text else None
             return [(label, ops.transpose(score, params.semitones, steps=params.steps, key=key))]
         if isinstance(params, QuantizeParams):
-            return [(label, ops.quantize(score, params.grid_beats(), strength=params.strength,
-                                         swing=params.swing, ends=params.quantize_ends))]
+            return [
+                (
+                    label,
+                    ops.quantize(
+                        score,
+                        params.grid_beats(),
+                        strength=params.strength,
+                        swing=params.swing,
+                        ends=params.quantize_ends,
+                    ),
+                )
+            ]
         if isinstance(params, TempoParams):
             return [(label, ops.change_tempo(score, bpm=params.bpm, scale=params.scale))]
         if isinstance(params, VelocityParams):  # HumanizeParams is one too
-            shape = ops.Shape(params.accent, params.contour, params.phrase_bars, params.spread,
-                              params.center, params.min_velocity, params.max_velocity)
+            shape = ops.Shape(
+                params.accent,
+                params.contour,
+                params.phrase_bars,
+                params.spread,
+                params.center,
+                params.min_velocity,
+                params.max_velocity,
+            )
             jitter = None
             if isinstance(params, HumanizeParams):
                 seed = params.seed if params.seed is not None else (request.seed or 0)
                 jitter = ops.Jitter(params.timing_ms, params.velocity_jitter, seed)
             return [(label, ops.shape_velocity(score, shape, jitter))]
         if isinstance(params, MergeParams):
-            return [("merged", ops.merge(sources, params.offsets))]
+            offsets = dict(zip((name for name, _ in sources), params.offsets, strict=False))
+            return [("merged", ops.merge(sources, offsets))]
         if isinstance(params, SplitParams):
             parts = ops.split(score, params.by)
             if not parts:
                 raise EngineError("the input has no notes to split", code="no_match")
             return parts
         if isinstance(params, ExtractParams):
-            return [(label, ops.extract(score, program=params.program, drums=params.drums,
-                                        track=params.track, name=params.name))]
+            return [
+                (
+                    label,
+                    ops.extract(
+                        score,
+                        program=params.program,
+                        drums=params.drums,
+                        track=params.track,
+                        name=params.name,
+                    ),
+                )
+            ]
         raise AssertionError(f"unhandled task {request.task}")  # TASKS and this method agree
 
     @staticmethod

@@ -142,7 +142,9 @@ def read_midi(data: bytes) -> Score:
             )
     return Score(
         ticks_per_beat=tpb,
-        tempos=tuple(sorted(tempos.items())) if 0 in tempos else ((0, DEFAULT_TEMPO), *sorted(tempos.items())),
+        tempos=tuple(sorted(tempos.items()))
+        if 0 in tempos
+        else ((0, DEFAULT_TEMPO), *sorted(tempos.items())),
         meters=_with_origin(sorted((t, n, d) for t, (n, d) in meters.items()), (0, 4, 4)),
         keys=tuple(sorted(keys.items())),
         parts=tuple(parts),
@@ -165,7 +167,9 @@ def write_midi(score: Score) -> bytes:
     midi = mido.MidiFile(type=1, ticks_per_beat=score.ticks_per_beat)
     conductor: list[tuple[int, int, mido.MetaMessage | mido.Message]] = []
     for tick, num, den in score.meters:
-        conductor.append((tick, 0, mido.MetaMessage("time_signature", numerator=num, denominator=den)))
+        conductor.append(
+            (tick, 0, mido.MetaMessage("time_signature", numerator=num, denominator=den))
+        )
     for tick, key in score.keys:
         conductor.append((tick, 0, mido.MetaMessage("key_signature", key=key)))
     for tick, tempo in score.tempos:

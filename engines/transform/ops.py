@@ -104,7 +104,12 @@ def _snap(tick: float, grid: float, swing: float) -> float:
 
 
 def quantize(
-    score: Score, grid_beats: float, *, strength: float = 1.0, swing: float = 0.0, ends: bool = False
+    score: Score,
+    grid_beats: float,
+    *,
+    strength: float = 1.0,
+    swing: float = 0.0,
+    ends: bool = False,
 ) -> Score:
     """Pull note starts toward the grid by ``strength`` (0..1); durations kept unless ``ends``."""
     grid = grid_beats * score.ticks_per_beat
@@ -152,7 +157,9 @@ def first_bpm(score: Score) -> float:
 
 # --- velocity shaping and humanize -------------------------------------------------------------
 
-ACCENT_RANGE = 20.0  # velocity added at a downbeat (and taken off the weakest positions) at accent=1
+ACCENT_RANGE = (
+    20.0  # velocity added at a downbeat (and taken off the weakest positions) at accent=1
+)
 CONTOUR_RANGE = 24.0  # peak-to-trough velocity of the phrase arch at contour=1
 
 
@@ -336,6 +343,7 @@ def extract(
     name: str | None = None,
 ) -> Score:
     """Keep only the matching parts; ``no_match`` (listing what is there) if none match."""
+
     def keep(index: int, part: Part) -> bool:
         if drums:
             return part.is_drum

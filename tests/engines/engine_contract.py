@@ -70,7 +70,9 @@ async def collect(
     return out
 
 
-async def run_job(handle: WorkerHandle, request: EngineRequest, timeout: float = 60.0) -> list[EngineEvent]:
+async def run_job(
+    handle: WorkerHandle, request: EngineRequest, timeout: float = 60.0
+) -> list[EngineEvent]:
     handle.start_job(request)
     return (await collect(handle, [request.job_id], timeout))[request.job_id]
 

@@ -43,6 +43,7 @@ class StreamParams(TaskParams):
     crash: bool = Field(False, description="os._exit(1) half way through")
     fail: bool = Field(False, description="raise EngineError(code='test_failure') half way")
     error: bool = Field(False, description="raise ZeroDivisionError half way")
+    huge: bool = Field(False, description="emit a 2 MB event (bytes that belong in the CAS)")
 
 
 TASKS = TaskTable([TaskSpec("stream", "Emit numbered note chunks slowly", StreamParams)])
@@ -124,6 +125,11 @@ class SlowRun(JobRun):
             if p.error:
                 _ = 1 / 0
         time.sleep(p.interval)
+        if p.huge:
+            blob = Output(
+                self.job_id, "0" * 64, "audio/midi", 1, "midi", metadata={"b": "x" * 2**21}
+            )
+            return [blob]
         chunk = chunk_notes(self.index, p.notes_per_chunk)
         self.notes.extend(chunk)
         self.index += 1
@@ -143,15 +149,18 @@ class SlowRun(JobRun):
 
 
 class SlowEngine(Engine):
-    """``unavailable``: a reason to refuse in ``setup`` (tests availability reporting)."""
+    """``unavailable``: a reason to refuse in ``setup`` (tests availability reporting);
+    ``setup_seconds``: how long ``setup`` takes."""
 
-    def __init__(self, unavailable: str | None = None) -> None:
+    def __init__(self, unavailable: str | None = None, setup_seconds: float = 0.0) -> None:
         self.unavailable = unavailable
+        self.setup_seconds = setup_seconds  # a slow weight load, for start timeouts
 
     def info(self) -> EngineInfo:
         return EngineInfo(name="slow", version="0.1", tasks=TASKS.infos(), device="cpu")
 
     def setup(self) -> None:
+        time.sleep(self.setup_seconds)
         if self.unavailable:
             raise EngineError(self.unavailable, code="engine_unavailable")
 

@@ -26,7 +26,7 @@ class TestSlowEngineContract(EngineContract):
 
 def _midi_input(cas: CasStore, chunks: int, per_chunk: int) -> dict[str, str]:
     notes = [n for i in range(chunks) for n in chunk_notes(i, per_chunk)]
-    return {"midi": cas.put(notes_to_midi(notes), mime="audio/midi").digest}
+    return {"artifact": cas.put(notes_to_midi(notes), mime="audio/midi").digest}
 
 
 class TestTransformEngineContract(EngineContract):
@@ -35,15 +35,21 @@ class TestTransformEngineContract(EngineContract):
         return ContractCase(
             spec=EngineRegistry.default().get("transform"),
             valid=lambda cas, job: EngineRequest(
-                job, "transpose", {"semitones": 2}, inputs=_midi_input(cas, 8, 4)
+                job,
+                "transpose",
+                {"artifact": "art_a", "semitones": 2},
+                inputs=_midi_input(cas, 8, 4),
             ),
             # ~16k notes: hundreds of steps, and a first step (parse + transform) long enough
             # that a cancel sent right after start lands while the job is still running.
             long=lambda cas, job: EngineRequest(
-                job, "humanize", {"seed": 1}, inputs=_midi_input(cas, 500, 32)
+                job, "humanize", {"artifact": "art_b", "seed": 1}, inputs=_midi_input(cas, 500, 32)
             ),
             invalid=lambda cas, job: EngineRequest(
-                job, "transpose", {"semitones": 1000}, inputs=_midi_input(cas, 2, 2)
+                job,
+                "transpose",
+                {"artifact": "art_c", "semitones": 1000},
+                inputs=_midi_input(cas, 2, 2),
             ),
             cancel_after_first_event=False,
         )

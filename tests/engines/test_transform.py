@@ -53,16 +53,22 @@ def build_midi(
     ]
     bodies: list[list[tuple[int, Any]]] = []
     for t in tracks:
-        events: list[tuple[int, Any]] = [(0, mido.MetaMessage("track_name", name=t.name))] if t.name else []
+        events: list[tuple[int, Any]] = (
+            [(0, mido.MetaMessage("track_name", name=t.name))] if t.name else []
+        )
         events.append((0, mido.Message("program_change", channel=t.channel, program=t.program)))
         events += t.extra
         for start, length, pitch, velocity in t.notes:
             on, off = round(start * tpb), round((start + length) * tpb)
-            events.append((on, mido.Message("note_on", channel=t.channel, note=pitch, velocity=velocity)))
+            events.append(
+                (on, mido.Message("note_on", channel=t.channel, note=pitch, velocity=velocity))
+            )
             events.append((off, mido.Message("note_off", channel=t.channel, note=pitch)))
         bodies.append(events)
     midi = mido.MidiFile(type=file_type, ticks_per_beat=tpb)
-    groups = [conductor + [e for b in bodies for e in b]] if file_type == 0 else [conductor, *bodies]
+    groups = (
+        [conductor + [e for b in bodies for e in b]] if file_type == 0 else [conductor, *bodies]
+    )
     for group in groups:
         track = mido.MidiTrack()
         now = 0
@@ -123,7 +129,12 @@ class Runner:
     def run(
         self, task: str, params: dict[str, Any], inputs: dict[str, bytes], **request: Any
     ) -> list[EngineEvent]:
-        """Drive one job step by step, as the worker would (errors become Failed)."""
+        """Drive one job step by step, as the worker would (errors become Failed).
+
+        Single-input tasks get an ``artifact`` param (the hub resolved it to the input).
+        """
+        if task != "merge":
+            params = {"artifact": "art_test", **params}
         digests = {name: self.put(data) for name, data in inputs.items()}
         req = EngineRequest("t", task, params, inputs=digests, **request)
         events: list[EngineEvent] = []
@@ -136,7 +147,9 @@ class Runner:
         check_grammar(events, "t")
         return events
 
-    def output(self, task: str, params: dict[str, Any], inputs: dict[str, bytes], **kw: Any) -> bytes:
+    def output(
+        self, task: str, params: dict[str, Any], inputs: dict[str, bytes], **kw: Any
+    ) -> bytes:
         events = self.run(task, params, inputs, **kw)
         assert isinstance(events[-1], Finished), events[-1]
         outputs = [e for e in events if isinstance(e, Output)]
@@ -171,11 +184,15 @@ def test_transpose_chromatic_leaves_drums_alone(runner: Runner) -> None:
 
 def test_transpose_folds_out_of_range_pitches_by_octaves(runner: Runner) -> None:
     data = build_midi(Track([(0, 1, 126, 80), (1, 1, 2, 80)]))
-    assert [p.pitch for p in played(runner.output("transpose", {"semitones": 5}, {"midi": data}))] == [
+    assert [
+        p.pitch for p in played(runner.output("transpose", {"semitones": 5}, {"midi": data}))
+    ] == [
         119,
         7,
     ]
-    assert [p.pitch for p in played(runner.output("transpose", {"semitones": -5}, {"midi": data}))] == [
+    assert [
+        p.pitch for p in played(runner.output("transpose", {"semitones": -5}, {"midi": data}))
+    ] == [
         121,
         9,
     ]
@@ -208,7 +225,9 @@ OFF_GRID = Track([(10 / TPB, 0.5, 60, 80), (130 / TPB, 0.5, 62, 80), (250 / TPB,
 def test_quantize_full_and_half_strength(runner: Runner) -> None:
     out = played(runner.output("quantize", {"grid": "1/16"}, {"midi": build_midi(OFF_GRID)}))
     assert [(p.tick, p.end - p.tick) for p in out] == [(0, 240), (120, 240), (240, 240)]
-    out = played(runner.output("quantize", {"grid": 0.25, "strength": 0.5}, {"midi": build_midi(OFF_GRID)}))
+    out = played(
+        runner.output("quantize", {"grid": 0.25, "strength": 0.5}, {"midi": build_midi(OFF_GRID)})
+    )
     assert [p.tick for p in out] == [5, 125, 245]
 
 
@@ -247,7 +266,9 @@ def test_tempo_set_and_scale_keep_beats(runner: Runner) -> None:
 
 def test_tempo_needs_exactly_one_of_bpm_and_scale(runner: Runner) -> None:
     for params in ({}, {"bpm": 100, "scale": 2}, {"bpm": 1000}):
-        assert runner.failure("tempo", params, {"midi": build_midi(SCALE)}).code == "validation_failed"
+        assert (
+            runner.failure("tempo", params, {"midi": build_midi(SCALE)}).code == "validation_failed"
+        )
 
 
 # --- velocity and humanize -----------------------------------------------------------------------
@@ -273,12 +294,19 @@ def test_velocity_phrase_contour_arches_over_the_phrase(runner: Runner) -> None:
 def test_velocity_center_spread_and_limits(runner: Runner) -> None:
     data = build_midi(Track([(0, 1, 60, 40), (1, 1, 62, 80)]))
     params = {"accent": 0, "contour": 0, "spread": 0.5, "center": 100}
-    assert [p.velocity for p in played(runner.output("velocity", params, {"midi": data}))] == [90, 110]
+    assert [p.velocity for p in played(runner.output("velocity", params, {"midi": data}))] == [
+        90,
+        110,
+    ]
     params = {"accent": 0, "contour": 0, "spread": 2, "min_velocity": 30, "max_velocity": 90}
-    assert [p.velocity for p in played(runner.output("velocity", params, {"midi": data}))] == [30, 90]
-    assert runner.failure(
-        "velocity", {"min_velocity": 100, "max_velocity": 50}, {"midi": data}
-    ).code == "validation_failed"
+    assert [p.velocity for p in played(runner.output("velocity", params, {"midi": data}))] == [
+        30,
+        90,
+    ]
+    assert (
+        runner.failure("velocity", {"min_velocity": 100, "max_velocity": 50}, {"midi": data}).code
+        == "validation_failed"
+    )
 
 
 def test_humanize_is_seeded_and_bounded(runner: Runner) -> None:
@@ -310,8 +338,11 @@ def test_humanize_is_seeded_and_bounded(runner: Runner) -> None:
 
 def test_merge_combines_inputs_with_offsets_and_resolutions(runner: Runner) -> None:
     piano = build_midi(Track([(0, 1, 60, 80)], program=0, name="Piano"), bpm=100)
-    bass = build_midi(Track([(0, 1, 36, 90), (1, 1, 38, 90)], program=33, name="Bass"), tpb=96, bpm=140)
-    events = runner.run("merge", {"order": ["b", "a"], "offsets": {"a": 4}}, {"a": piano, "b": bass})
+    bass = build_midi(
+        Track([(0, 1, 36, 90), (1, 1, 38, 90)], program=33, name="Bass"), tpb=96, bpm=140
+    )
+    params = {"artifacts": ["art_b", "art_a"], "offsets": [0, 4]}
+    events = runner.run("merge", params, {"artifacts.0": bass, "artifacts.1": piano})
     output = next(e for e in events if isinstance(e, Output))
     data = runner.cas.get(output.digest)
     midi = mido.MidiFile(file=io.BytesIO(data))
@@ -323,10 +354,22 @@ def test_merge_combines_inputs_with_offsets_and_resolutions(runner: Runner) -> N
     assert output.metadata["notes"] == 3 and output.metadata["tracks"] == 2
 
 
-def test_merge_needs_two_known_inputs(runner: Runner) -> None:
+def test_merge_needs_two_inputs_in_order(runner: Runner) -> None:
     one = build_midi(SCALE)
-    assert runner.failure("merge", {}, {"a": one}).code == "validation_failed"
-    assert runner.failure("merge", {"order": ["a", "zz"]}, {"a": one, "b": one}).code == "validation_failed"
+    failed = runner.failure("merge", {"artifacts": ["a"]}, {"artifacts.0": one})
+    assert failed.code == "validation_failed"
+    failed = runner.failure("merge", {"artifacts": ["a", "b"]}, {"artifacts.0": one})
+    assert failed.code == "validation_failed" and failed.details["errors"][0]["loc"] == [
+        "artifacts"
+    ]
+    # Eleven inputs: artifacts.10 comes after artifacts.9, not after artifacts.1.
+    files = {
+        f"artifacts.{i}": build_midi(Track([(0, 1, 40 + i, 80)], name=f"t{i}")) for i in range(11)
+    }
+    out = runner.output("merge", {"artifacts": [f"a{i}" for i in range(11)]}, files)
+    midi = mido.MidiFile(file=io.BytesIO(out))
+    names = [m.name for t in midi.tracks for m in t if m.type == "track_name"]
+    assert names == [f"t{i}" for i in range(11)]
 
 
 def test_split_by_part_and_by_instrument(runner: Runner) -> None:
@@ -345,14 +388,20 @@ def test_split_by_part_and_by_instrument(runner: Runner) -> None:
     # The streamed notes say which file (variation) they belong to.
     variations = {n.variation for e in events if isinstance(e, Notes) for n in e.notes}
     assert variations == {0, 1, 2, 3}
-    grouped = [e for e in runner.run("split", {"by": "instrument"}, {"midi": data}) if isinstance(e, Output)]
+    grouped = [
+        e
+        for e in runner.run("split", {"by": "instrument"}, {"midi": data})
+        if isinstance(e, Output)
+    ]
     assert [o.metadata["notes"] for o in grouped] == [3, 1, 2]
 
 
 def test_extract_by_program_drums_and_name(runner: Runner) -> None:
     bass = Track([(0, 2, 36, 80)], channel=2, program=33, name="Bass")
     data = build_midi(SCALE, bass, DRUMS)
-    assert [p.pitch for p in played(runner.output("extract", {"program": 33}, {"midi": data}))] == [36]
+    assert [p.pitch for p in played(runner.output("extract", {"program": 33}, {"midi": data}))] == [
+        36
+    ]
     drums = played(runner.output("extract", {"drums": True}, {"midi": data}))
     assert [(p.pitch, p.channel) for p in drums] == [(36, 9), (38, 9)]
     assert len(played(runner.output("extract", {"name": "pia"}, {"midi": data}))) == 7
@@ -368,11 +417,16 @@ def test_extract_by_program_drums_and_name(runner: Runner) -> None:
 
 
 def test_invalid_and_missing_inputs(runner: Runner) -> None:
-    assert runner.failure("transpose", {"semitones": 1}, {"midi": b"not midi"}).code == "invalid_midi"
-    assert runner.failure("transpose", {"semitones": 1}, {"midi": b"MThd\x00\x00"}).code == "invalid_midi"
+    assert (
+        runner.failure("transpose", {"semitones": 1}, {"midi": b"not midi"}).code == "invalid_midi"
+    )
+    assert (
+        runner.failure("transpose", {"semitones": 1}, {"midi": b"MThd\x00\x00"}).code
+        == "invalid_midi"
+    )
     failed = runner.failure("transpose", {}, {"a": build_midi(SCALE), "b": build_midi(SCALE)})
     assert failed.code == "validation_failed"  # two inputs, none named midi
-    req = EngineRequest("t", "transpose", {}, inputs={"midi": "0" * 64})
+    req = EngineRequest("t", "transpose", {"artifact": "gone"}, inputs={"artifact": "0" * 64})
     job = runner.engine.start(req, runner.cas)
     with pytest.raises(EngineError) as err:
         while not job.done:
@@ -384,7 +438,9 @@ def test_type0_input_becomes_one_part_per_channel(runner: Runner) -> None:
     data = build_midi(SCALE, DRUMS, file_type=0)
     score = read_midi(data)
     assert [(p.channel, len(p.notes)) for p in score.parts] == [(0, 7), (9, 2)]
-    out = mido.MidiFile(file=io.BytesIO(runner.output("transpose", {"semitones": 1}, {"midi": data})))
+    out = mido.MidiFile(
+        file=io.BytesIO(runner.output("transpose", {"semitones": 1}, {"midi": data}))
+    )
     assert out.type == 1 and len(out.tracks) == 3
 
 
@@ -419,7 +475,16 @@ def test_round_trip_keeps_controllers_and_conductor(runner: Runner) -> None:
 
 def test_task_schemas_document_ranges_and_defaults() -> None:
     tasks = {t.name: t for t in TransformEngine().info().tasks}
-    assert set(tasks) == {"transpose", "quantize", "tempo", "velocity", "humanize", "merge", "split", "extract"}
+    assert set(tasks) == {
+        "transpose",
+        "quantize",
+        "tempo",
+        "velocity",
+        "humanize",
+        "merge",
+        "split",
+        "extract",
+    }
     strength = tasks["quantize"].params_schema["properties"]["strength"]
     assert (strength["default"], strength["minimum"], strength["maximum"]) == (1.0, 0.0, 1.0)
     semis = tasks["transpose"].params_schema["properties"]["semitones"]

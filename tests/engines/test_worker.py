@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import Field
@@ -55,7 +57,9 @@ async def worker(cas: CasStore) -> AsyncIterator[WorkerHandle]:
         await handle.stop()
 
 
-async def test_streams_twenty_numbered_chunks_over_seconds(worker: WorkerHandle, cas: CasStore) -> None:
+async def test_streams_twenty_numbered_chunks_over_seconds(
+    worker: WorkerHandle, cas: CasStore
+) -> None:
     worker.start_job(stream("j", chunks=24, interval=0.1, notes_per_chunk=3))
     arrivals: list[float] = []
     events: list[EngineEvent] = []
@@ -93,9 +97,11 @@ async def test_cancel_to_stop_latency(worker: WorkerHandle, cas: CasStore) -> No
     assert worker.jobs == frozenset()
 
 
-async def test_crash_fails_the_job_and_restart_recovers(worker: WorkerHandle, cas: CasStore) -> None:
+async def test_crash_fails_the_job_and_restart_recovers(
+    worker: WorkerHandle, cas: CasStore
+) -> None:
     exits: list[int | None] = []
-    worker._on_exit = lambda handle, code: exits.append(code)
+    worker.on_exit = lambda handle, code: exits.append(code)
     first_pid = worker.pid
     events = await run_job(worker, stream("j", chunks=10, interval=0.01, crash=True), 30)
     failed = events[-1]
@@ -161,7 +167,7 @@ async def test_two_jobs_interleave_on_one_worker(worker: WorkerHandle) -> None:
         if isinstance(event, Finished):
             pending.discard(event.job_id)
     assert order.count("a") == order.count("b") == 10
-    switches = sum(x != y for x, y in zip(order, order[1:], strict=False))
+    switches = sum(x != y for x, y in itertools.pairwise(order))
     assert switches >= 15, order  # round-robin, not one job after the other
 
 
@@ -186,11 +192,18 @@ async def test_engine_errors_become_failed_events_and_the_worker_lives(
     events = await run_job(worker, stream("f", chunks=4, interval=0.0, fail=True), 30)
     failed = events[-1]
     assert isinstance(failed, Failed)
-    assert (failed.code, failed.message, failed.details) == ("test_failure", "asked to fail", {"at": 2})
+    assert (failed.code, failed.message, failed.details) == (
+        "test_failure",
+        "asked to fail",
+        {"at": 2},
+    )
     events = await run_job(worker, stream("e", chunks=4, interval=0.0, error=True), 30)
     bug = events[-1]
     assert isinstance(bug, Failed) and bug.code == "engine_error"
     assert "ZeroDivisionError" in bug.message and "ZeroDivisionError" in bug.details["traceback"]
+    events = await run_job(worker, stream("h", chunks=4, interval=0.0, huge=True), 30)
+    assert len(events) == 1 and isinstance(events[0], Failed)
+    assert events[0].code == "engine_error" and "limit" in events[0].message
     events = await run_job(worker, stream("ok", chunks=2, interval=0.0), 30)
     assert isinstance(events[-1], Finished) and worker.pid == pid
 
@@ -206,6 +219,17 @@ async def test_unavailable_engine_reports_its_reason(cas: CasStore) -> None:
         assert isinstance(events[-1], Failed) and events[-1].code == "engine_unavailable"
     finally:
         await handle.stop()
+
+
+async def test_start_times_out_when_setup_hangs(cas: CasStore) -> None:
+    spec = EngineSpec("slow", SLOW.factory, kwargs={"setup_seconds": 60.0})
+    handle = WorkerHandle(spec, cas.root, start_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(WorkerError) as err:
+        await handle.start()
+    assert err.value.code == "worker_start_failed"
+    assert time.monotonic() - started < 10
+    assert not handle.alive and handle.exitcode == -signal.SIGKILL
 
 
 async def test_unimportable_engine_is_reported_unavailable(cas: CasStore) -> None:
@@ -296,7 +320,9 @@ class CountingEngine(GeneratorEngine):
     def prepare(self, request: EngineRequest) -> None:
         self.tasks.validate(request.task, request.params)
 
-    def run(self, request: EngineRequest, cancel: CancelFlag, cas: CasStore) -> Iterator[EngineEvent]:
+    def run(
+        self, request: EngineRequest, cancel: CancelFlag, cas: CasStore
+    ) -> Generator[EngineEvent, None, dict[str, Any] | None]:
         p = self.tasks.validate(request.task, request.params)
         assert isinstance(p, CountParams)
         i = 0
@@ -310,8 +336,8 @@ class CountingEngine(GeneratorEngine):
                     yield Output(request.job_id, "d" * 64, "audio/midi", 1, "midi", partial=True)
             if p.save_partial:
                 yield Output(request.job_id, "d" * 64, "audio/midi", 1, "midi", partial=True)
-            return
-        if i == 99:
+            return None
+        if i + 1 == 99:
             raise EngineError("ninety-nine", code="too_many")
         return {"counted": p.n}
 
@@ -347,7 +373,7 @@ def test_generator_cancel_keeps_partial_outputs_then_cancels(cas: CasStore) -> N
 def test_generator_errors_propagate_from_step(cas: CasStore) -> None:
     run = _start(cas, n=99)
     with pytest.raises(EngineError) as err:
-        while True:
+        for _ in range(200):
             run.step()
     assert err.value.code == "too_many" and run.done
 
@@ -367,7 +393,13 @@ def test_validate_params_reports_every_error() -> None:
     with pytest.raises(EngineError):
         validate_params(CountParams, ["not", "a", "dict"])  # type: ignore[arg-type]
     schema = params_schema(CountParams)
-    assert schema["properties"]["n"] == {"default": 3, "maximum": 100, "minimum": 0, "title": "N", "type": "integer"}
+    assert schema["properties"]["n"] == {
+        "default": 3,
+        "maximum": 100,
+        "minimum": 0,
+        "title": "N",
+        "type": "integer",
+    }
     with pytest.raises(ValueError):
         TaskTable([TaskSpec("a", "", CountParams), TaskSpec("a", "", CountParams)])
     with pytest.raises(EngineError) as err:

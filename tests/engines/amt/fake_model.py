@@ -35,7 +35,7 @@ def fake_target(x: list[int]) -> int:
 def fake_logits(x: list[int]) -> np.ndarray:
     """float32 logits over the vocabulary: -1000 * (2|v - target| + [v < target])."""
     target = fake_target(x)
-    distance = 2.0 * np.abs(_IDS - target) + (_IDS < target)
+    distance = 2.0 * np.abs(_IDS - target) + (target > _IDS)
     return (-1000.0 * distance).astype(np.float32)
 
 

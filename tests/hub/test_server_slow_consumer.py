@@ -1,0 +1,141 @@
+"""A stalled client (connected, subscribed, never reads) must not delay the others; when
+its bounded queue overflows it is closed with 4008 and can resume without a gap."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from serverkit import HubProcess, new_session, op, ws_client
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+SLOW_CONFIG = """
+[tutti.limits]
+client_queue_frames = 64
+heartbeat_interval = 5.0
+heartbeat_timeout = 600.0
+"""
+TITLE = "x" * 190  # fat events fill the stalled client's socket buffers sooner
+
+
+async def _stalled_client(hub: HubProcess, topics: list[str]) -> tuple[ClientConnection, dict[str, Any]]:
+    """A client with a tiny receive buffer that says hello, subscribes, then never reads."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", hub.port))
+    sock.setblocking(False)
+    ws = await connect(hub.ws_url, sock=sock, max_size=None, ping_interval=None, max_queue=4)
+    await ws.send(orjson.dumps({"type": "hello", "protocol": 1, "client": "browser", "name": "stalled"}).decode())
+    welcome = orjson.loads(await ws.recv())
+    assert welcome["type"] == "welcome"
+    await ws.send(orjson.dumps({"type": "subscribe", "topics": topics, "op_id": "op_stall"}).decode())
+    while True:
+        frame = orjson.loads(await ws.recv())
+        if frame.get("type") == "ack" and frame.get("op_id") == "op_stall":
+            return ws, welcome
+
+
+async def test_stalled_client_does_not_delay_others(make_hub: Callable[..., HubProcess]) -> None:
+    proc = make_hub(SLOW_CONFIG)
+    async with ws_client(proc.ws_url, name="producer") as producer, \
+            ws_client(proc.ws_url, name="healthy", kind="daw-plugin") as healthy:
+        sid, _ = await new_session(producer, "Stall")
+        topic = f"session:{sid}"
+        await healthy.request({"type": "subscribe", "topics": [topic]})
+        stalled, welcome = await _stalled_client(proc, [topic])
+        epoch = welcome["epoch"]
+        start_offset = welcome["offset"]
+
+        n = 4000
+        latencies: list[float] = []
+        received: list[int] = []
+
+        async def consume() -> None:
+            while len(received) < n:
+                frame = await healthy.expect("event", timeout=30)
+                latencies.append(time.time() - frame["ts"])
+                received.append(frame["offset"])
+
+        consumer = asyncio.create_task(consume())
+        sem = asyncio.Semaphore(64)
+        acks: list[int] = []
+
+        async def one(i: int) -> None:
+            try:
+                ack = await producer.request({"type": "session.rename", "session": sid,
+                                              "title": f"{TITLE}{i}", "op_id": op()}, timeout=60)
+                acks.append(ack["offset"])
+            finally:
+                sem.release()
+
+        started = time.monotonic()
+        tasks = []
+        for i in range(n):
+            await sem.acquire()
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        await asyncio.wait_for(consumer, 60)
+        elapsed = time.monotonic() - started
+        head = max(acks)
+        assert received == sorted(received) and len(set(received)) == n
+        lat = sorted(latencies)
+        p50, p99 = statistics.median(lat), lat[int(0.99 * (len(lat) - 1))]
+        print(f"\nhealthy client while another is stalled: {n} events in {elapsed:.1f}s, "
+              f"delivery latency p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
+        await healthy.ping()
+
+        # the stalled client now reads what reached it: events in order, then goodbye + 4008
+        seen: list[int] = []
+        goodbye = None
+        try:
+            while True:
+                frame = orjson.loads(await asyncio.wait_for(stalled.recv(), 30))
+                if frame["type"] == "event":
+                    seen.append(frame["offset"])
+                elif frame["type"] == "goodbye":
+                    goodbye = frame
+        except ConnectionClosed:
+            pass
+        print(f"stalled client: got {len(seen)} of {n} events before it was dropped")
+        assert stalled.close_code == 4008, (stalled.close_code, stalled.close_reason)
+        assert goodbye is not None and goodbye["close_code"] == 4008
+        assert seen == list(range(start_offset + 1, start_offset + 1 + len(seen)))
+        assert len(seen) < n
+
+        # and resumes from its last offset: every missed event exactly once, in order
+        last = seen[-1] if seen else start_offset
+        async with ws_client(proc.ws_url, name="stalled again", resume={"epoch": epoch, "offset": last},
+                             topics=[topic]) as again:
+            resumed = await again.expect("resumed")
+            assert resumed["recovered"] is True and resumed["offset"] == head
+            rest = [(await again.expect("event"))["offset"] for _ in range(head - last)]
+            assert rest == list(range(last + 1, head + 1))
+            await again.ping()
+
+
+async def test_stalled_client_does_not_block_job_streams(make_hub: Callable[..., HubProcess]) -> None:
+    """Job lifecycle and note chunks reach a healthy subscriber while a stalled one sits on 'jobs'."""
+    proc = make_hub(SLOW_CONFIG)
+    stalled, _ = await _stalled_client(proc, ["jobs"])
+    try:
+        async with ws_client(proc.ws_url, name="healthy") as c:
+            await c.request({"type": "subscribe", "topics": ["jobs"]})
+            ack = await c.request({"type": "job.submit", "engine": "slow", "task": "stream",
+                                   "params": {"chunks": 30, "interval": 0.01, "notes_per_chunk": 64}})
+            job = ack["result"]["job"]
+            seqs = []
+            while True:
+                ev = await c.event("job.notes", job=job)
+                seqs.append(ev["event"]["seq"])
+                if len(seqs) == 30:
+                    break
+            await c.event("job.completed", job=job)
+            assert seqs == list(range(30))
+    finally:
+        await stalled.close()
