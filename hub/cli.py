@@ -95,10 +95,12 @@ def _analyze(args: argparse.Namespace) -> int:
 
 def _docs(args: argparse.Namespace) -> int:
     from hub.docs import errors_markdown
+    from plugins.docs import write_protocol_guide
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(errors_markdown(), encoding="utf-8")
-    print(f"wrote {args.out}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "errors.md").write_text(errors_markdown(), encoding="utf-8")
+    write_protocol_guide(args.out / "protocol.md")
+    print(f"wrote {args.out / 'errors.md'} and {args.out / 'protocol.md'}")
     return 0
 
 
@@ -141,9 +143,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
     g.set_defaults(func=_gc)
 
-    dc = sub.add_parser("docs", help="regenerate docs/errors.md from the error codes")
-    dc.add_argument("--out", type=Path, default=Path("docs/errors.md"))
+    dc = sub.add_parser("docs", help="regenerate docs/errors.md and docs/protocol.md from the code")
+    dc.add_argument("--out", type=Path, default=Path("docs"), help="docs folder (default ./docs)")
     dc.set_defaults(func=_docs)
+
+    from plugins.bridge import add_arguments as plugin_arguments
+    from plugins.bridge import run as plugin_run
+
+    pl = sub.add_parser("plugin", help="headless DAW bridge: mirror a session's MIDI files, drive transport")
+    plugin_arguments(pl)
+    pl.set_defaults(func=plugin_run)
 
     t = sub.add_parser("tokens", help="print a MIDI file's AMT arrival-time events as JSON")
     t.add_argument("file", type=Path)

@@ -312,7 +312,13 @@ class ReleaseTransport(Command):
 
 
 class TransportUpdate(Command):
-    """From the transport holder: the host's play state at ``host_time`` (its clock)."""
+    """From the transport holder: the host's play state when ``beat`` was read.
+
+    ``hub_time`` is the sender's estimate of the hub clock at that moment (its own clock
+    plus the offset measured with clock.ping); the hub uses it as the timeline origin
+    when it is within a second of its own clock, so network and queueing delay do not
+    turn into beat error. Without it the hub stamps the update on arrival.
+    """
 
     type: Literal["transport.update"] = "transport.update"
     session: Id
@@ -320,7 +326,8 @@ class TransportUpdate(Command):
     bpm: Bpm
     beat: float  # quarter-note beats since the song start
     meter: Meter | None = None
-    host_time: float | None = None  # seconds on the sender's clock; mapped with its clock offset
+    host_time: float | None = None  # seconds on the sender's own clock (informational)
+    hub_time: float | None = None  # seconds on the hub clock when `beat` was read
     at_next_bar: bool = False
 
 

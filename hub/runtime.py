@@ -451,10 +451,13 @@ class Hub:
             tl = release_control(tl, client_id)
         else:
             holder_before = tl.holder
+            now = self.clock()
+            if cmd.hub_time is not None and abs(cmd.hub_time - now) <= _MAX_STAMP_SKEW:
+                now = cmd.hub_time
             tl = apply_update(
                 tl,
                 client_id,
-                now=self.clock(),
+                now=now,
                 playing=cmd.playing,
                 bpm=cmd.bpm,
                 beat=cmd.beat,

@@ -162,14 +162,25 @@ def sample(logits: Logits, *, top_p: float, temperature: float, generator: torch
     """Temperature, nucleus, softmax, then one inverse-CDF draw from the row's generator.
 
     Exactly one uniform is drawn per token, so a row's random stream depends only on its
-    own history. Done in float64 numpy: far cheaper than torch for one 55k-vector on CPU.
+    own history. Only the open (finite) ids are sorted and summed: a slot mask leaves
+    1k-16k of the 55k ids open, so this is several times cheaper than the full vector.
     """
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
+    open_ids = np.flatnonzero(logits > NEG_INF)
+    if open_ids.size == 0:
+        raise ValueError("every token is masked")
+    values = logits[open_ids]
     if temperature != 1.0:
-        logits = logits / temperature
-    probs = _softmax(nucleus(logits, top_p))
-    cdf = np.cumsum(probs)
+        values = values / temperature
+    if top_p < 1.0:
+        order = np.argsort(-values, kind="stable")
+        cumulative = np.cumsum(_softmax(values[order]))
+        # HF rule: keep up to and including the first id whose cumulative mass exceeds top_p
+        keep = int(np.searchsorted(cumulative, top_p, side="right")) + 1
+        chosen = np.sort(order[: min(keep, order.size)])
+        open_ids, values = open_ids[chosen], values[chosen]
+    cdf = np.cumsum(_softmax(values))
     u = float(torch.rand((), generator=generator, dtype=torch.float64))
     index = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
-    return min(index, len(cdf) - 1)
+    return int(open_ids[min(index, open_ids.size - 1)])

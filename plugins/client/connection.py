@@ -335,11 +335,14 @@ class TuttiClient:
 
     async def send_transport(self, session: str, tl: HostTimeline, *, meter: Meter | None = None,
                              at_next_bar: bool = False) -> Ack:
-        """Report the host's timeline as it stands now (the hub stamps it on arrival)."""
+        """Report the host's timeline as it stands now, stamped on the hub's clock."""
         now = self.clock()
         self.host[session] = tl
+        offset = self.core.clock_offset
         cmd = TransportUpdate(op_id=self.op(), session=session, playing=tl.playing, bpm=tl.bpm,
-                              beat=tl.beat_at(now), meter=meter, host_time=now, at_next_bar=at_next_bar)
+                              beat=tl.beat_at(now), meter=meter, host_time=now,
+                              hub_time=None if offset is None else now + offset,
+                              at_next_bar=at_next_bar)
         return await self.request(cmd)
 
     def _host(self, session: str) -> HostTimeline:

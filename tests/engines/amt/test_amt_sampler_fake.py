@@ -62,3 +62,19 @@ def test_stopping_early_skips_two_calls_and_keeps_the_output() -> None:
     out = generate(FullRecomputeStep(model), _request(case), SamplingParams())
     assert out == case["output"]
     assert len(model.lengths) == case["model_calls"] - 2
+
+
+def test_cancel_is_checked_every_step() -> None:
+    from engines.amt.errors import SamplingCancelled
+
+    model = FakeModel()
+    checks = 0
+
+    def cancel() -> bool:
+        nonlocal checks
+        checks += 1
+        return checks > 5
+
+    with pytest.raises(SamplingCancelled):
+        generate(FullRecomputeStep(model), GenerationRequest(0, 10), cancel=cancel)
+    assert len(model.lengths) == 5
