@@ -59,7 +59,8 @@ class Inbox:
         observer.start()
         self._observer = observer
         for path in sorted(self.folder.iterdir()):  # files dropped while the hub was down
-            self.notify(path)
+            if path.is_file():
+                self.notify(path)
 
     async def stop(self) -> None:
         if self._observer is not None:
@@ -91,6 +92,8 @@ class Inbox:
                     st = path.stat()
                 except FileNotFoundError:
                     return
+                if not path.is_file():
+                    return  # folders (done/, rejected/) are not files to ingest
                 sig = (st.st_size, st.st_mtime_ns)
                 if sig == last and st.st_size > 0:
                     break
