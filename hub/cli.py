@@ -45,7 +45,9 @@ def _serve(args: argparse.Namespace) -> int:
             host=config.host,
             port=config.port,
             log_level=config.log_level,
-            ws_max_size=config.limits.max_frame_bytes,
+            # Frames a little over the limit reach the hub, which answers payload_too_large
+            # and keeps the socket; only far larger ones are cut by uvicorn with 1009.
+            ws_max_size=4 * config.limits.max_frame_bytes,
             ws_ping_interval=None,  # the hub runs its own heartbeats (documented timings)
             lifespan="on",
         )

@@ -43,6 +43,7 @@ class _Pending:
     op_id: str | None = None
     client: str | None = None
     artifact_exists: Callable[[str], bool] | None = None
+    op_result: dict[str, Any] | None = None  # the ack to remember for a system batch's op_id
 
 
 @dataclass
@@ -120,11 +121,23 @@ class Core:
         return fut
 
     async def record(
-        self, events: Sequence[Event], *, cause: Cause = "system", op_id: str | None = None
+        self,
+        events: Sequence[Event],
+        *,
+        cause: Cause = "system",
+        op_id: str | None = None,
+        op_result: dict[str, Any] | None = None,
     ) -> list[Envelope]:
-        """Append events the hub itself produced (job lifecycle, files)."""
+        """Append events the hub itself produced (job lifecycle, files).
+
+        With ``op_id`` and ``op_result`` the batch also stores that ack, so a client's
+        retried request (e.g. a job submission) is answered from it instead of twice.
+        A batch whose op_id was already recorded writes nothing and returns ``[]``.
+        """
         fut: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(fut, events=events, cause=cause, op_id=op_id))
+        await self._queue.put(
+            _Pending(fut, events=events, cause=cause, op_id=op_id, op_result=op_result)
+        )
         return await fut
 
     # --- the pipeline -----------------------------------------------------------------
@@ -251,6 +264,10 @@ class Core:
     def _op_ack(self, plan: _Planned) -> OpAck | None:
         # Op ids are client-generated UUIDs, global across reconnects (a new socket is a
         # new client id, but a retried command must still have one effect).
-        if plan.item.op_id is None or plan.item.command is None:
+        if plan.item.op_id is None:
             return None
-        return OpAck(op_id=plan.item.op_id, client="", result=plan.result)
+        if plan.item.command is not None:
+            return OpAck(op_id=plan.item.op_id, client="", result=plan.result)
+        if plan.item.op_result is not None:
+            return OpAck(op_id=plan.item.op_id, client="", result=plan.item.op_result)
+        return None

@@ -11,6 +11,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,7 @@ class JobManager:
         self._events: asyncio.Queue[EngineEvent] = asyncio.Queue()
         self._pump_task: asyncio.Task[None] | None = None
         self._boot_tasks: list[asyncio.Task[Any]] = []
+        self._submitting: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -105,6 +107,12 @@ class JobManager:
             self._enqueue(self._job_from_record(record))
         self._pump()
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a background step, keeping a reference so it is not garbage-collected."""
+        task = asyncio.ensure_future(coro)
+        self._boot_tasks.append(task)
+        task.add_done_callback(lambda t: self._boot_tasks.remove(t) if t in self._boot_tasks else None)
+
     async def _boot(self, handle: WorkerHandle) -> None:
         try:
             await handle.start()
@@ -116,7 +124,7 @@ class JobManager:
         if self.hub.core is None:
             return
         log.warning("engine worker %s exited (%s); restarting", handle.spec.name, code)
-        self._boot_tasks.append(asyncio.ensure_future(self._restart(handle)))
+        self._spawn(self._restart(handle))
 
     async def _restart(self, handle: WorkerHandle) -> None:
         try:
@@ -127,7 +135,7 @@ class JobManager:
 
     async def stop(self) -> None:
         for w in self.workers.values():
-            w._on_exit = None  # noqa: SLF001 - no restarts during shutdown
+            w.on_exit = None  # no restarts during shutdown
         for t in self._boot_tasks:
             t.cancel()
         await asyncio.gather(*(w.stop() for w in self.workers.values()), return_exceptions=True)
@@ -245,7 +253,35 @@ class JobManager:
         return (await self.submit_batch([spec], client=client, op_id=op_id))[0]
 
     async def submit_batch(self, specs: list[JobSpec], *, client: str, op_id: str | None) -> list[dict[str, Any]]:
-        """Validate all first, so a batch is accepted whole or refused whole."""
+        """Validate all first, so a batch is accepted whole or refused whole.
+
+        A repeated ``op_id`` (a client retrying after a dropped connection) gets the
+        jobs of the first submission, never a second set.
+        """
+        if op_id is not None:
+            previous = self.hub.core.log.find_op(op_id, "")
+            if previous is not None:
+                return list(previous.result.get("jobs", []))
+            running = self._submitting.get(op_id)
+            if running is not None:
+                return list(await asyncio.shield(running))
+            fut: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+            self._submitting[op_id] = fut
+            try:
+                result = await self._submit_new(specs, client=client, op_id=op_id)
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()  # retrieved here so a lone submitter leaves no warning
+                raise
+            finally:
+                self._submitting.pop(op_id, None)
+            fut.set_result(result)
+            return result
+        return await self._submit_new(specs, client=client, op_id=None)
+
+    async def _submit_new(
+        self, specs: list[JobSpec], *, client: str, op_id: str | None
+    ) -> list[dict[str, Any]]:
         for spec in specs:
             self._validate(spec)
         jobs = [self._make_job(JobSpec.model_validate(s.model_dump(include=set(JobSpec.model_fields))))
@@ -259,6 +295,7 @@ class JobManager:
             for j in jobs
         ]
         await self.hub.core.in_writer(lambda: [self.hub.jobstore.create(r) for r in records])
+        answer = [{"job": j.id, "state": "queued", "client_job_id": j.spec.client_job_id} for j in jobs]
         await self.hub.core.record(
             [
                 JobQueued(job=j.id, engine=j.spec.engine, task=j.spec.task, session=j.spec.session,
@@ -266,12 +303,14 @@ class JobManager:
                           priority=j.spec.priority, num_variations=j.spec.num_variations,
                           params=j.spec.params)
                 for j in jobs
-            ]
+            ],
+            op_id=op_id,
+            op_result=None if op_id is None else {"jobs": answer},
         )
         for j in jobs:
             self._enqueue(j)
         self._pump()
-        return [{"job": j.id, "state": "queued", "client_job_id": j.spec.client_job_id} for j in jobs]
+        return answer
 
     def _job_from_record(self, r: JobRecord) -> _Job:
         spec = JobSpec(engine=r.engine, task=r.task, params=r.params, num_variations=r.num_variations,
@@ -294,7 +333,7 @@ class JobManager:
                 self._running[job.id] = job
                 job.started = time.monotonic()
                 handle.start_job(job.request)
-                asyncio.ensure_future(self._mark_started(job))
+                self._spawn(self._mark_started(job))
 
     async def _mark_started(self, job: _Job) -> None:
         await self.hub.core.in_writer(lambda: self.hub.jobstore.mark_started(job.id, now=time.time()))

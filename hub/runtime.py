@@ -66,6 +66,8 @@ log = logging.getLogger("tutti.hub")
 
 _SESSION_COMMANDS: tuple[type[Any], ...] = SessionCommand.__args__
 _REPLAY_PAGE = 1000
+# A sender's hub-clock stamp further off than this is ignored (bad clock estimate).
+_MAX_STAMP_SKEW = 1.0
 _REPLAY_WINDOW = 256  # replayed frames a client may have queued before the replay waits
 # How often the retention rule runs. Test hooks (undocumented for users):
 # TUTTI_COMPACT_INTERVAL overrides the period, TUTTI_RETENTION_SKEW (seconds) ages every

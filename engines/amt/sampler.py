@@ -21,7 +21,7 @@ import torch
 from engines.amt import ops
 from engines.amt import vocab as V
 from engines.amt.errors import SamplerError, SamplingCancelled
-from engines.amt.masks import Constraints, mask_logits, sample
+from engines.amt.masks import Constraints, Mask, mask_logits, sample
 from engines.amt.steps import ModelStep
 
 HISTORY_TOKENS = V.CONTEXT_SIZE - 7  # 1017: flag + 1017 + 2 partial tokens fit in 1024
@@ -85,6 +85,7 @@ class _Row:
     offset: int = 0
     partial: list[int] = field(default_factory=list)
     done: bool = False
+    on_event: EventCallback | None = None
 
     def append(self, triple: Sequence[int]) -> None:
         self.tokens.extend(triple)
@@ -185,6 +186,115 @@ def _output(row: _Row) -> list[int]:
     return ops.sort(ops.unpad(row.tokens + row.pending[:3]) + row.extra)
 
 
+class Decoder:
+    """Rows decoded together, one token per row per :meth:`step`, joining and leaving freely.
+
+    Each row has its own request, params (constraints, top_p, temperature, window) and
+    generator; a step makes one ``step(windows, rows)`` call for all rows asked for, so a
+    batching ``ModelStep`` runs one forward pass for all of them. Row ids are unique for
+    the decoder's lifetime (a stateful step keys its caches by them).
+    """
+
+    def __init__(self, step: ModelStep) -> None:
+        self.model_step = step
+        self._rows: dict[int, tuple[_Row, SamplingParams]] = {}
+        self._masks: dict[int, Mask | None] = {}
+        self._next_id = 0
+        self.tokens = 0  # sampled tokens over all rows, for progress and benchmarks
+
+    def add(
+        self,
+        request: GenerationRequest,
+        params: SamplingParams | None = None,
+        *,
+        on_event: EventCallback | None = None,
+        row_id: int | None = None,
+    ) -> int:
+        """Start a row; returns its id (events reach ``on_event`` as they complete)."""
+        params = params or SamplingParams()
+        _check_params(params)
+        rid = self._next_id if row_id is None else row_id
+        if rid in self._rows:
+            raise SamplerError(f"row {rid} already exists")
+        self._next_id = max(self._next_id, rid + 1)
+        row = _init_row(rid, request)
+        row.on_event = on_event
+        self._rows[rid] = (row, params)
+        self._masks[rid] = params.constraints.note_mask() if params.constraints else None
+        return rid
+
+    def done(self, row_id: int) -> bool:
+        return self._rows[row_id][0].done
+
+    def active(self) -> list[int]:
+        return [rid for rid, (row, _) in self._rows.items() if not row.done]
+
+    def output(self, row_id: int) -> list[int]:
+        """The row's events so far (all of them once done), sorted by onset."""
+        return _output(self._rows[row_id][0])
+
+    def progress(self, row_id: int) -> float:
+        """Share of the row's time span covered, 0..1."""
+        row = self._rows[row_id][0]
+        if row.done:
+            return 1.0
+        span = max(row.end - row.start, 1)
+        return min(max(row.current_time - row.start, 0) / span, 1.0)
+
+    def remove(self, row_id: int) -> None:
+        """Drop a row (finished, or its job was cancelled) and release its step state."""
+        if self._rows.pop(row_id, None) is not None:
+            self._masks.pop(row_id, None)
+            self.model_step.release(row_id)
+
+    def step(self, rows: Sequence[int] | None = None) -> None:
+        """Sample one token for each active row (of ``rows``, default all)."""
+        ids = self.active() if rows is None else [r for r in rows if not self.done(r)]
+        if not ids:
+            return
+        active = [self._rows[r] for r in ids]
+        for row, params in active:
+            if not row.partial:
+                _begin_triple(row, params)
+        windows = [row.base + row.partial for row, _ in active]
+        logits = self.model_step(windows, ids)
+        if logits.shape != (len(active), V.VOCAB_SIZE):
+            raise SamplerError(f"model step returned logits of shape {tuple(logits.shape)}")
+        # float32 on the CPU is a zero-copy view; torch's own small-op path is slow here
+        rows_logits = logits.detach().cpu().float().numpy()
+        for (row, params), window, row_logits in zip(active, windows, rows_logits, strict=True):
+            self.tokens += 1
+            slot = (len(window) - 1) % 3
+            masked = mask_logits(
+                row_logits,
+                slot,
+                current_time=max(row.start, row.current_time) - row.offset,
+                instruments=row.instruments,
+                extra_note_mask=self._masks[row.index],
+                constraints=params.constraints,
+            )
+            token = sample(
+                masked, top_p=params.top_p, temperature=params.temperature, generator=row.generator
+            )
+            row.partial.append(token)
+            stop_now = (
+                slot == 0 and not params.finish_stopping_triple and token + row.offset >= row.end
+            )
+            if stop_now:
+                row.done = True
+            elif len(row.partial) == 3:
+                _finish_triple(row, row.on_event)
+            if row.done:
+                self.model_step.release(row.index)
+
+
+def _check_params(params: SamplingParams) -> None:
+    if not 0.0 < params.top_p <= 1.0:
+        raise SamplerError("top_p must be in (0, 1]")
+    if params.temperature <= 0:
+        raise SamplerError("temperature must be > 0")
+
+
 def generate_batch(
     step: ModelStep,
     requests: Sequence[GenerationRequest],
@@ -195,60 +305,18 @@ def generate_batch(
 ) -> list[list[int]]:
     """Decode every request as one batch; returns each row's events (sorted by onset)."""
     params = params or SamplingParams()
-    if not 0.0 < params.top_p <= 1.0:
-        raise SamplerError("top_p must be in (0, 1]")
-    if params.temperature <= 0:
-        raise SamplerError("temperature must be > 0")
-    note_mask = params.constraints.note_mask() if params.constraints else None
-    rows = [_init_row(k, req) for k, req in enumerate(requests)]
+    _check_params(params)
+    decoder = Decoder(step)
+    ids = [decoder.add(req, params, on_event=on_event) for req in requests]
     try:
-        while True:
-            active = [row for row in rows if not row.done]
-            if not active:
-                break
+        while decoder.active():
             if cancel is not None and cancel():
                 raise SamplingCancelled()
-            for row in active:
-                if not row.partial:
-                    _begin_triple(row, params)
-            windows = [row.base + row.partial for row in active]
-            logits = step(windows, [row.index for row in active])
-            if logits.shape != (len(active), V.VOCAB_SIZE):
-                raise SamplerError(f"model step returned logits of shape {tuple(logits.shape)}")
-            # float32 on the CPU is a zero-copy view; torch's own small-op path is slow here
-            rows_logits = logits.detach().cpu().float().numpy()
-            for row, window, row_logits in zip(active, windows, rows_logits, strict=True):
-                slot = (len(window) - 1) % 3
-                masked = mask_logits(
-                    row_logits,
-                    slot,
-                    current_time=max(row.start, row.current_time) - row.offset,
-                    instruments=row.instruments,
-                    extra_note_mask=note_mask,
-                    constraints=params.constraints,
-                )
-                token = sample(
-                    masked,
-                    top_p=params.top_p,
-                    temperature=params.temperature,
-                    generator=row.generator,
-                )
-                row.partial.append(token)
-                stop_now = (
-                    slot == 0
-                    and not params.finish_stopping_triple
-                    and token + row.offset >= row.end
-                )
-                if stop_now:
-                    row.done = True
-                elif len(row.partial) == 3:
-                    _finish_triple(row, on_event)
-                if row.done:
-                    step.release(row.index)
+            decoder.step()
+        return [decoder.output(rid) for rid in ids]
     finally:
-        for row in rows:
-            step.release(row.index)
-    return [_output(row) for row in rows]
+        for rid in ids:
+            decoder.remove(rid)
 
 
 def generate(

@@ -6,7 +6,7 @@ import pytest
 
 from cas.store import CasStore
 from engines.protocol import EngineRequest
-from engines.registry import EngineRegistry, EngineSpec
+from engines.registry import EngineRegistry, EngineSpec, amt_spec
 from tests.engines.engine_contract import ContractCase, EngineContract
 from tests.engines.slow_engine import chunk_notes, notes_to_midi
 
@@ -52,4 +52,27 @@ class TestTransformEngineContract(EngineContract):
                 inputs=_midi_input(cas, 2, 2),
             ),
             cancel_after_first_event=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def amt_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from tests.engines.amt.amt_models import save_tiny_gpt2
+
+    return str(save_tiny_gpt2(tmp_path_factory.mktemp("amt") / "tiny"))
+
+
+class TestAmtEngineContract(EngineContract):
+    """The AMT engine with a small random model folder, passed as users pass one."""
+
+    @pytest.fixture
+    def case(self, amt_model_dir: str, monkeypatch: pytest.MonkeyPatch) -> ContractCase:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # inherited by the spawned worker
+        return ContractCase(
+            spec=amt_spec(amt_model_dir, threads=1),
+            valid=lambda cas, job: EngineRequest(job, "generate", {"length_seconds": 2.0}),
+            long=lambda cas, job: EngineRequest(
+                job, "generate", {"length_seconds": 80.0}, num_variations=4
+            ),
+            invalid=lambda cas, job: EngineRequest(job, "generate", {"top_p": 5, "bogus": 1}),
         )

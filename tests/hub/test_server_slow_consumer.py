@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import orjson
 from serverkit import HubProcess, new_session, op, ws_client
 from websockets.asyncio.client import ClientConnection, connect
@@ -17,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 SLOW_CONFIG = """
 [tutti.limits]
-client_queue_frames = 64
+client_queue_frames = 256
 heartbeat_interval = 5.0
 heartbeat_timeout = 600.0
 """
@@ -38,6 +39,8 @@ async def _stalled_client(hub: HubProcess, topics: list[str]) -> tuple[ClientCon
     while True:
         frame = orjson.loads(await ws.recv())
         if frame.get("type") == "ack" and frame.get("op_id") == "op_stall":
+            # Stop reading the socket at all: its 4 KiB receive window fills and stays full.
+            ws.transport.pause_reading()
             return ws, welcome
 
 
@@ -55,7 +58,7 @@ async def test_stalled_client_does_not_delay_others(make_hub: Callable[..., HubP
         latencies: list[float] = []
         received: list[int] = []
         acks: list[int] = []
-        sem = asyncio.Semaphore(64)
+        sem = asyncio.Semaphore(32)
 
         async def consume() -> None:
             while True:
@@ -78,20 +81,27 @@ async def test_stalled_client_does_not_delay_others(make_hub: Callable[..., HubP
                 tasks.append(asyncio.create_task(one(len(acks) + len(tasks))))
             await asyncio.gather(*tasks)
 
-        def queue_max() -> float:
-            with proc.http() as http:
-                text = http.get("/metrics").text
-            return float(next(line.split()[1] for line in text.splitlines()
-                              if line.startswith("tutti_client_queue_max")))
+        peak = [0.0]
+
+        async def watch_queues() -> None:
+            async with httpx.AsyncClient(base_url=proc.url) as http:
+                while True:
+                    text = (await http.get("/metrics")).text
+                    value = float(next(line.split()[1] for line in text.splitlines()
+                                       if line.startswith("tutti_client_queue_max")))
+                    peak[0] = max(peak[0], value)
+                    await asyncio.sleep(0.02)
 
         consumer = asyncio.create_task(consume())
+        watcher = asyncio.create_task(watch_queues())
         started = time.monotonic()
-        # produce until the stalled client's hub-side queue is nearly full (its socket
-        # buffers are full too), then enough more to overflow it
-        while queue_max() < 48:
-            await produce(500)
-            assert time.monotonic() - started < 90, "the stalled client's queue never filled"
-        await produce(200)
+        # Produce until backpressure from the stalled socket reaches its hub-side queue
+        # (kernel buffers on loopback hold megabytes first), then enough to overflow it.
+        while peak[0] < 128:
+            await produce(200)
+            assert time.monotonic() - started < 100, "the stalled client's queue never filled"
+        watcher.cancel()
+        await produce(400)
         n = len(acks)
         head = max(acks)
         while len(received) < n:
@@ -107,6 +117,7 @@ async def test_stalled_client_does_not_delay_others(make_hub: Callable[..., HubP
         await healthy.ping()
 
         # the stalled client now reads what reached it: events in order, then goodbye + 4008
+        stalled.transport.resume_reading()
         seen: list[int] = []
         goodbye = None
         deadline = time.monotonic() + 60

@@ -35,7 +35,7 @@ _TABLE: Final[tuple[tuple[str, int], ...]] = (
     (r"trombone|\btbn\b", 57),
     (r"tuba", 58),
     (r"timpani|pauken", 47),
-    (r"harp|arpa", 46),
+    (r"\bharp\b|\barpa\b", 46),  # not "harpsichord"
     (r"guitar|chitarra|lute|liuto|theorbo", 24),
     (
         r"piano|klavier|keyboard|cembalo|harpsichord|organ|organo|orgel|clavichord|"

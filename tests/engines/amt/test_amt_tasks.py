@@ -1,0 +1,234 @@
+"""Every composition task through the engine, with a test double that favours forbidden notes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from amt_fixture_data import MIDI_DIR
+from amt_models import BiasedModel, tiny_gpt2
+
+from cas.store import CasStore
+from engines.amt import vocab as V
+from engines.amt.codec import events_to_midi, midi_to_bytes
+from engines.amt.engine import AmtEngine
+from engines.amt.session_midi import score_length_ticks
+from engines.errors import EngineError
+from engines.protocol import (
+    EngineEvent,
+    EngineRequest,
+    Finished,
+    MusicalContext,
+    Notes,
+    Output,
+    Progress,
+)
+from engines.transform.midi import TempoMap, read_midi
+
+
+@pytest.fixture(scope="module")
+def engine() -> AmtEngine:
+    engine = AmtEngine()
+    engine.use_model(BiasedModel().eval(), "biased")
+    return engine
+
+
+@pytest.fixture
+def cas(tmp_path: Path) -> CasStore:
+    return CasStore(tmp_path / "cas")
+
+
+def run(engine: AmtEngine, cas: CasStore, request: EngineRequest) -> list[EngineEvent]:
+    job = engine.start(request, cas)
+    events: list[EngineEvent] = []
+    while not job.done:
+        events += job.step()
+    assert isinstance(events[-1], Finished), events[-1]
+    return events
+
+
+def outputs(events: Sequence[EngineEvent]) -> list[Output]:
+    return [e for e in events if isinstance(e, Output)]
+
+
+def notes_of(cas: CasStore, output: Output) -> list[tuple[int, int, int, int, int, int]]:
+    """(channel, program, start, end, pitch, velocity) of every note in the file."""
+    score = read_midi(cas.get(output.digest))
+    return [
+        (p.channel, p.program, n.start, n.end, n.pitch, n.velocity)
+        for p in score.parts
+        for n in p.notes
+    ]
+
+
+def put_events(cas: CasStore, events: list[int]) -> str:
+    return cas.put(midi_to_bytes(events_to_midi(events)), mime="audio/midi").digest
+
+
+def phrase(start: int, count: int, instrument: int = 0, step: int = 25) -> list[int]:
+    """``count`` C-major notes every ``step`` ticks from ``start``."""
+    out: list[int] = []
+    for k in range(count):
+        pitch = (60, 62, 64, 65, 67)[k % 5]
+        out += [start + k * step, V.DUR_OFFSET + 20, V.NOTE_OFFSET + 128 * instrument + pitch]
+    return out
+
+
+def test_key_lock_and_instrument_masks_hold(engine: AmtEngine, cas: CasStore) -> None:
+    params = {"length_seconds": 6, "key_lock": True, "instruments": [0, 33], "drums": False}
+    request = EngineRequest(
+        "key", "generate", params, num_variations=2, seed=7, context=MusicalContext(key="A minor")
+    )
+    events = run(engine, cas, request)
+    streamed = [n for e in events if isinstance(e, Notes) for n in e.notes]
+    assert len(streamed) > 15
+    white = {0, 2, 4, 5, 7, 9, 11}
+    assert all(n.pitch % 12 in white for n in streamed)
+    assert {n.instrument for n in streamed} <= {0, 33}
+    assert {n.variation for n in streamed} == {0, 1}
+    files = outputs(events)
+    assert [o.variation_index for o in files] == [0, 1]
+    for output in files:
+        notes = notes_of(cas, output)
+        assert notes and all(pitch % 12 in white for _, _, _, _, pitch, _ in notes)
+        assert all(ch != 9 and prog in (0, 33) for ch, prog, *_ in notes)
+
+
+def test_pitch_range_and_drums_only(engine: AmtEngine, cas: CasStore) -> None:
+    params = {"length_seconds": 4, "instruments": [0], "pitch_low": 48, "pitch_high": 52}
+    events = run(engine, cas, EngineRequest("range", "generate", params, seed=3))
+    streamed = [n for e in events if isinstance(e, Notes) for n in e.notes]
+    assert streamed
+    assert all(n.instrument == 128 or 48 <= n.pitch <= 52 for n in streamed)
+    assert all(n.instrument in (0, 128) for n in streamed)
+
+
+def test_progress_is_monotonic_and_notes_stream_early(engine: AmtEngine, cas: CasStore) -> None:
+    events = run(engine, cas, EngineRequest("p", "generate", {"length_seconds": 5}, seed=1))
+    percents = [e.percent for e in events if isinstance(e, Progress)]
+    assert percents[0] == 0.0 and percents[-1] == 100.0 and percents == sorted(percents)
+    first_notes = next(i for i, e in enumerate(events) if isinstance(e, Notes))
+    assert first_notes <= 2  # Progress 0, then the first event's chunk at once
+    assert max(len(e.notes) for e in events if isinstance(e, Notes)) <= 4 + 3
+
+
+def test_bridge_ends_where_b_begins(engine: AmtEngine, cas: CasStore) -> None:
+    a = put_events(cas, phrase(0, 12))  # 3 s of A: ends in bar 2 at 120 bpm
+    b = put_events(cas, phrase(0, 12, step=40))
+    context = MusicalContext(tempo=120.0)
+    params = {"a_artifact": "a", "b_artifact": "b", "length_bars": 2}
+    request = EngineRequest(
+        "bridge",
+        "bridge",
+        params,
+        seed=2,
+        inputs={"a_artifact": a, "b_artifact": b},
+        context=context,
+    )
+    events = run(engine, cas, request)
+    [output] = outputs(events)
+    assert output.metadata["seconds"] == 4.0
+    notes = notes_of(cas, output)
+    assert notes
+    end = 2 * 4 * 480  # two bars of 4/4 at 480 ticks per beat: where B begins
+    assert all(0 <= start < end and stop <= end for _, _, start, stop, _, _ in notes)
+
+
+def test_loop_is_exactly_n_bars(engine: AmtEngine, cas: CasStore) -> None:
+    context = MusicalContext(tempo=100.0, meter_numerator=3, meter_denominator=4)
+    params = {"bars": 3, "quantize": "1/8"}
+    events = run(engine, cas, EngineRequest("loop", "loop", params, seed=4, context=context))
+    [output] = outputs(events)
+    data = cas.get(output.digest)
+    bars = 3 * 3 * 480
+    assert score_length_ticks(data) == bars
+    notes = notes_of(cas, output)
+    assert len(notes) > 10
+    assert all(0 <= start < bars and stop <= bars for _, _, start, stop, _, _ in notes)
+    assert all(start % 240 == 0 for _, _, start, _, _, _ in notes)  # quantized to eighths
+
+
+def test_infill_keeps_everything_outside_its_range(engine: AmtEngine, cas: CasStore) -> None:
+    original = (MIDI_DIR / "bach_bwv66.6.mid").read_bytes()
+    digest = cas.put(original, mime="audio/midi").digest
+    params = {"artifact": "x", "start_seconds": 4.0, "end_seconds": 7.0, "instruments": [0]}
+    events = run(
+        engine, cas, EngineRequest("in", "infill", params, seed=5, inputs={"artifact": digest})
+    )
+    [output] = outputs(events)
+    score = read_midi(original)
+    tmap = TempoMap(score.tempos, score.ticks_per_beat)
+
+    def outside(notes: list[tuple[int, int, int, int, int, int]]) -> list[Any]:
+        return sorted(n for n in notes if not 4.0 <= tmap.seconds(n[2]) < 7.0)
+
+    before = [
+        (p.channel, p.program, n.start, n.end, n.pitch, n.velocity)
+        for p in score.parts
+        for n in p.notes
+    ]
+    after = notes_of(cas, output)
+    assert outside(after) == outside(before)
+    inside = [n for n in after if 4.0 <= tmap.seconds(n[2]) < 7.0]
+    assert inside and all(n[1] == 0 for n in inside)
+    assert len(outside(before)) < len(before)  # the range really held notes
+
+
+def test_continue_and_accompany(engine: AmtEngine, cas: CasStore) -> None:
+    melody = put_events(cas, phrase(0, 16, instrument=73, step=30))
+    request = EngineRequest(
+        "acc",
+        "accompany",
+        {"melody_artifact": "m", "instruments": [0]},
+        inputs={"melody_artifact": melody},
+    )
+    events = run(engine, cas, request)
+    streamed = [n for e in events if isinstance(e, Notes) for n in e.notes]
+    assert streamed and all(n.instrument in (0, 128) for n in streamed)
+    assert max(n.onset for n in streamed) < 16 * 0.3 + 0.2
+    request = EngineRequest(
+        "cont",
+        "continue",
+        {"prompt_artifact": "p", "length_seconds": 3},
+        inputs={"prompt_artifact": melody},
+    )
+    events = run(engine, cas, request)
+    streamed = [n for e in events if isinstance(e, Notes) for n in e.notes]
+    assert streamed and all(0.0 <= n.onset < 3.0 for n in streamed)
+
+
+def test_embed_returns_a_vector(cas: CasStore) -> None:
+    engine = AmtEngine()
+    engine.use_model(tiny_gpt2(), "tiny")
+    digest = cas.put((MIDI_DIR / "bach_bwv66.6.mid").read_bytes(), mime="audio/midi").digest
+    for fmt in ("json", "npy"):
+        params = {"artifact": "x", "layer": 1, "format": fmt}
+        events = run(engine, cas, EngineRequest("e", "embed", params, inputs={"artifact": digest}))
+        [output] = outputs(events)
+        assert output.kind == "embedding"
+        result = events[-1].result  # type: ignore[union-attr]
+        assert result["dimension"] == 64 and result["layer"] == 1 and len(result["vector"]) == 64
+        assert result["tokens"] > 3 and result["truncated"] is False
+        assert output.metadata["dimension"] == 64
+
+
+@pytest.mark.parametrize(
+    ("task", "params", "variations"),
+    [
+        ("generate", {"top_p": 0}, 1),
+        ("generate", {"length_seconds": 5}, 9),
+        ("generate", {"key_lock": True}, 1),
+        ("loop", {"bars": 16, "seed": -1}, 1),
+        ("infill", {"artifact": "x", "start_seconds": 5, "end_seconds": 4}, 1),
+        ("continue", {"prompt_artifact": "x"}, 1),
+    ],
+)
+def test_invalid_requests_are_rejected_at_start(
+    engine: AmtEngine, cas: CasStore, task: str, params: dict[str, Any], variations: int
+) -> None:
+    with pytest.raises(EngineError) as err:
+        engine.start(EngineRequest("bad", task, params, num_variations=variations), cas)
+    assert err.value.code == "validation_failed"
+    assert err.value.details["errors"]
