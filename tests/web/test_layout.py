@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from websockets.sync.client import connect
 
 from tests.hub.serverkit import HubProcess
 from tests.web.conftest import PageErrors
-from tests.web.webkit import OVERFLOW_JS, UNNAMED_CONTROLS_JS, open_page, open_session, section_names, wait_until
+from tests.web.webkit import (
+    OVERFLOW_JS,
+    UNNAMED_CONTROLS_JS,
+    open_page,
+    open_session,
+    section_names,
+    wait_until,
+)
 
 
 def midi_bytes(drums: bool = False) -> bytes:
@@ -163,10 +171,10 @@ def test_playhead_follows_the_daw_transport(hub: HubProcess, browser: Browser, s
     ctx, page = open_page(browser, f"{hub.url}/")
     open_session(page, sid)
     with connect(hub.ws_url, open_timeout=10) as daw:
-        daw.send('{"type":"hello","client":"daw-plugin","name":"Bitwig bridge","topics":["session:%s"]}' % sid)
+        daw.send(json.dumps({"type": "hello", "client": "daw-plugin", "name": "Bitwig bridge", "topics": [f"session:{sid}"]}))
         daw.recv(timeout=10)  # welcome
-        daw.send('{"type":"transport.take","op_id":"t1","session":"%s"}' % sid)
-        daw.send('{"type":"transport.update","op_id":"t2","session":"%s","playing":true,"bpm":120,"beat":8}' % sid)
+        daw.send(json.dumps({"type": "transport.take", "op_id": "t1", "session": sid}))
+        daw.send(json.dumps({"type": "transport.update", "op_id": "t2", "session": sid, "playing": True, "bpm": 120, "beat": 8}))
         started = time.monotonic()
         wait_until(lambda: "Following Bitwig bridge" in (page.text_content(".transport-mode") or ""), what="following")
         wait_until(lambda: page.is_visible(".peer.holder"), what="holder in presence")
@@ -181,7 +189,7 @@ def test_playhead_follows_the_daw_transport(hub: HubProcess, browser: Browser, s
         assert abs((b2 - b1) - (t2 - t1) * 2) < 0.25, (b1, b2, t2 - t1)
         assert page.is_disabled(".play-btn")
         page.screenshot(path=str(shots / "14-following-daw.png"))
-        daw.send('{"type":"transport.update","op_id":"t3","session":"%s","playing":false,"bpm":120,"beat":4}' % sid)
+        daw.send(json.dumps({"type": "transport.update", "op_id": "t3", "session": sid, "playing": False, "bpm": 120, "beat": 4}))
         wait_until(lambda: abs(page.evaluate("tutti.transport.beat()") - 4) < 1e-6, what="stopped at beat 4")
     # the DAW left: presence drops it and the browser runs its own transport again
     wait_until(lambda: "Local transport" in (page.text_content(".transport-mode") or ""), timeout=20, what="local again")

@@ -59,6 +59,17 @@ export class Store extends Emitter {
     this.presence = null;
     this.#buffered = [];
     this.changed("session", "jobs", "presence");
+    // Paint early from HTTP while the socket subscribes; the session.get below (after the
+    // subscribe, so no event can fall between) is authoritative and replaces it.
+    fetch(`/sessions/${encodeURIComponent(sessionId)}`)
+      .then((r) => (r.ok ? r.json() : null))
+      .then((early) => {
+        if (early && this.sessionId === sessionId && !this.session) {
+          this.#setSession(early);
+          this.changed("session");
+        }
+      })
+      .catch(() => {});
     await this.conn.subscribe([`session:${sessionId}`, `transport:${sessionId}`]);
     // artifacts (take metadata) and running jobs load beside the session; the view shows first
     const extras = Promise.all([this.#loadArtifacts(sessionId), this.#loadJobs(sessionId)]).then(() => {
