@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
     from hub.app import create_app
     from hub.config import load_config
     from hub.errors import HubError
+    from hub.wsframes import TuttiWebSocketProtocol
 
     overrides = {
         "host": args.host,
@@ -49,12 +51,26 @@ def _serve(args: argparse.Namespace) -> int:
             # and keeps the socket; only far larger ones are cut by uvicorn with 1009.
             ws_max_size=4 * config.limits.max_frame_bytes,
             ws_ping_interval=None,  # the hub runs its own heartbeats (documented timings)
+            # uvicorn's websockets-sansio protocol plus pre-framed direct writes (hub/wsframes.py)
+            ws=TuttiWebSocketProtocol,
             lifespan="on",
         )
     )
     print(f"Tutti {__version__} listening on {config.url}  (data: {config.data.resolve()})", flush=True)
-    server.run()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal with the
+    # handlers it found installed; these turn that into a plain, successful exit.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_quietly)
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    print("Tutti stopped.", flush=True)
     return 0
+
+
+def _exit_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -29,6 +29,8 @@ def errors_markdown() -> str:
         f"| {CloseCode.NORMAL} | normal close | — |",
         f"| {CloseCode.GOING_AWAY} | the hub is shutting down | yes, with resume |",
         f"| {CloseCode.POLICY} | browser Origin not allowed | no |",
+        f"| {CloseCode.TOO_BIG} | a frame far over the size limit (slightly over gets `payload_too_large`) | yes |",
+        f"| {CloseCode.SERVICE_RESTART} | the server is restarting (sent by uvicorn on shutdown) | yes, with resume |",
         f"| {CloseCode.NOT_AUTHORIZED} | missing or wrong token | only with a new token |",
         f"| {CloseCode.HEARTBEAT_TIMEOUT} | no frame within the heartbeat timeout | yes, with resume |",
         f"| {CloseCode.SLOW_CONSUMER} | the client's queue overflowed | yes, with resume (recoverable) |",

@@ -579,8 +579,9 @@ class CloseCode:
     GOING_AWAY = 1001  # the hub is shutting down; reconnect with resume
     POLICY = 1008  # browser Origin not allowed
     TOO_BIG = 1009
+    SERVICE_RESTART = 1012  # uvicorn's close on shutdown; reconnect with resume
     NOT_AUTHORIZED = 4001  # bad or missing token; do not retry without a new token
     HEARTBEAT_TIMEOUT = 4002  # no frame from the client within heartbeat_timeout; reconnect
     SLOW_CONSUMER = 4008  # the client fell too far behind; reconnect with resume (recoverable)
 
-    RECOVERABLE = frozenset({GOING_AWAY, HEARTBEAT_TIMEOUT, SLOW_CONSUMER})
+    RECOVERABLE = frozenset({GOING_AWAY, SERVICE_RESTART, HEARTBEAT_TIMEOUT, SLOW_CONSUMER})
