@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -61,10 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
     # handlers it found installed; these turn that into a plain, successful exit.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_quietly)
-    try:
+    with contextlib.suppress(SystemExit):
         server.run()
-    except SystemExit:
-        pass
     print("Tutti stopped.", flush=True)
     return 0
 

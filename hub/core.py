@@ -85,8 +85,12 @@ class Core:
 
     async def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking database work on the single writer thread, in submission order."""
+        return await self.in_writer_nowait(fn, *args)
+
+    def in_writer_nowait(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue writer-thread work now (so it runs before anything queued later); its future."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, fn, *args)
+        return loop.run_in_executor(self._writer, fn, *args)
 
     # --- entry points ---------------------------------------------------------------
 
@@ -134,11 +138,27 @@ class Core:
         retried request (e.g. a job submission) is answered from it instead of twice.
         A batch whose op_id was already recorded writes nothing and returns ``[]``.
         """
+        return await self.record_nowait(events, cause=cause, op_id=op_id, op_result=op_result)
+
+    def record_nowait(
+        self,
+        events: Sequence[Event],
+        *,
+        cause: Cause = "system",
+        op_id: str | None = None,
+        op_result: dict[str, Any] | None = None,
+    ) -> asyncio.Future[list[Envelope]]:
+        """Queue events now and return the future of their envelopes (resolved once durable).
+
+        Batches queued one after another are committed in that order (possibly sharing a
+        group commit), so a producer can stream many batches without waiting an fsync for
+        each and still rely on their order in the log.
+        """
         fut: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(
+        self._queue.put_nowait(
             _Pending(fut, events=events, cause=cause, op_id=op_id, op_result=op_result)
         )
-        return await fut
+        return fut
 
     # --- the pipeline -----------------------------------------------------------------
 

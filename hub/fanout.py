@@ -6,6 +6,13 @@ frames (progress, transport, presence) are conflated per key, so a slow client
 gets the newest value, never a backlog. A client whose lossless queue overflows
 is marked so its connection closes with ``CloseCode.SLOW_CONSUMER`` and it
 resumes from its last offset: nobody else waits for it.
+
+Delivery to the socket has two modes. With a :class:`Sink` attached (the hub's own
+uvicorn protocol, see hub/wsframes.py) a new frame only marks the outbox dirty; one
+:class:`Flusher` callback then writes every dirty outbox's frames, pre-framed, with one
+``transport.write`` each, skipping clients whose transport is paused (they keep only
+their newest latest-values until ``resume_writing``). Without a sink, the connection's
+writer task awaits :meth:`Outbox.take` and sends frame by frame.
 """
 
 from __future__ import annotations
@@ -15,15 +22,60 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from hub.events import Envelope
 from hub.protocol import EventMessage, encode
 
 
+class Sink(Protocol):
+    """A socket the flusher may write to synchronously (hub.wsframes.DirectSocket)."""
+
+    @property
+    def writable(self) -> bool: ...
+
+    def write_frames(self, frames: list[str]) -> None: ...
+
+
+class Flusher:
+    """Writes dirty outboxes to their sinks from loop callbacks, ``batch`` outboxes per callback.
+
+    One publish to N clients costs N dict updates and one scheduled callback instead of N
+    task wake-ups. Outboxes are served first-dirtied first; the batch limit lets the loop
+    read sockets between slices of a large fan-out, and a client that is still queued when
+    a newer value arrives just sends the newer one.
+    """
+
+    def __init__(self, batch: int = 256) -> None:
+        self.batch = batch
+        self._dirty: deque[Outbox] = deque()
+        self._scheduled = False
+        self.flushes = 0
+
+    def schedule(self, box: Outbox) -> None:
+        self._dirty.append(box)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        dirty = self._dirty
+        for _ in range(min(len(dirty), self.batch)):
+            dirty.popleft().drain()
+        self.flushes += 1
+        if dirty:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+
 class Outbox:
     """One client's pending frames. Not thread-safe: lives on the event loop."""
 
-    __slots__ = ("_latest", "_lossless", "_space", "_wake", "closed", "enqueued_at", "limit", "overflowed")
+    __slots__ = (
+        "_dirty", "_flusher", "_latest", "_lossless", "_sink", "_space", "_wake",
+        "closed", "enqueued_at", "limit", "overflowed",
+    )
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -31,9 +83,31 @@ class Outbox:
         self._latest: dict[str, str] = {}
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
+        self._sink: Sink | None = None
+        self._flusher: Flusher | None = None
+        self._dirty = False
         self.overflowed = False
         self.closed = False
         self.enqueued_at = 0.0
+
+    def attach(self, sink: Sink, flusher: Flusher) -> None:
+        """Deliver through ``sink`` from now on; the writer task then only waits for the end."""
+        self._sink = sink
+        self._flusher = flusher
+        if self._lossless or self._latest:
+            self._notify()
+
+    @property
+    def direct(self) -> bool:
+        return self._sink is not None
+
+    def _notify(self) -> None:
+        flusher = self._flusher
+        if flusher is None:
+            self._wake.set()
+        elif not self._dirty:
+            self._dirty = True
+            flusher.schedule(self)
 
     def push(self, frame: str) -> None:
         if self.overflowed or self.closed:
@@ -43,16 +117,51 @@ class Outbox:
             self.overflowed = True
             self._lossless.clear()
             self._latest.clear()
+            self._wake.set()  # the writer task sends goodbye and closes
         else:
             self._lossless.append(frame)
-        self._wake.set()
+            self._notify()
 
     def put_latest(self, key: str, frame: str) -> None:
         if self.overflowed or self.closed:
             return
-        self._latest.pop(key, None)  # re-insert so delivery order follows recency
-        self._latest[key] = frame
-        self._wake.set()
+        latest = self._latest
+        if key in latest:
+            del latest[key]  # re-insert so delivery order follows recency
+        latest[key] = frame
+        if self._flusher is None:
+            self._wake.set()
+        elif not self._dirty:
+            self._dirty = True
+            self._flusher.schedule(self)
+
+    def drain(self) -> None:
+        """Write everything pending to the sink now, if it can take it (flusher callback).
+
+        Skipped once the outbox is closed or overflowed: the writer task owns the end of
+        the stream (remaining frames, goodbye, close), and a paused transport is retried
+        from :meth:`resumed`.
+        """
+        self._dirty = False
+        sink = self._sink
+        if sink is None or self.closed or self.overflowed or not sink.writable:
+            return
+        if not (self._lossless or self._latest):
+            return
+        if self._lossless:
+            frames = list(self._lossless)
+            self._lossless.clear()
+            frames.extend(self._latest.values())
+        else:
+            frames = list(self._latest.values())
+        self._latest.clear()
+        sink.write_frames(frames)
+        self._space.set()
+
+    def resumed(self) -> None:
+        """The sink's transport drained below its low-water mark: send what waited."""
+        if self._lossless or self._latest:
+            self._notify()
 
     def pending(self) -> int:
         return len(self._lossless) + len(self._latest)
@@ -71,6 +180,12 @@ class Outbox:
         while not self.has_room(window) and not (self.closed or self.overflowed):
             self._space.clear()
             await self._space.wait()
+
+    async def ended(self) -> None:
+        """Wait until the outbox is closed or has overflowed."""
+        while not (self.overflowed or self.closed):
+            self._wake.clear()
+            await self._wake.wait()
 
     async def take(self) -> list[str]:
         """Wait for frames; return every lossless frame in order, then the latest values."""
@@ -114,6 +229,7 @@ class Fanout:
         self.published_offset = 0
         self.frames_out = 0
         self.last_fanout_seconds = 0.0
+        self.flusher = Flusher()
 
     # --- membership ---------------------------------------------------------------
 

@@ -7,10 +7,13 @@ lifecycle and note chunks are durable events; progress is latest-value.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import heapq
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,7 @@ from engines.worker import WorkerHandle
 from hub.errors import ErrorCode, HubError
 from hub.events import (
     ArtifactRef,
+    Envelope,
     JobCancelled,
     JobCompleted,
     JobFailed,
@@ -53,6 +57,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tutti.jobs")
 
+# Note chunks of one job that may be queued for the log but not yet durable; past this
+# the job's event handling waits for the oldest (bounded memory if the disk stalls).
+_NOTES_WINDOW = 1024
+
 
 @dataclass
 class _Job:
@@ -63,6 +71,8 @@ class _Job:
     notes_seq: int = 0
     outputs: list[ArtifactRef] = field(default_factory=list)
     started: float = 0.0
+    # job.notes records queued with the core but not yet confirmed durable, oldest first
+    unconfirmed: deque[asyncio.Future[list[Envelope]]] = field(default_factory=deque)
 
 
 @dataclass(order=True)
@@ -82,6 +92,8 @@ class JobManager:
         self._counter = itertools.count()
         self._events: asyncio.Queue[EngineEvent] = asyncio.Queue()
         self._pump_task: asyncio.Task[None] | None = None
+        self._confirm_task: asyncio.Task[None] | None = None
+        self._confirms: asyncio.Queue[tuple[_Job, asyncio.Future[list[Envelope]]]] = asyncio.Queue()
         self._boot_tasks: list[asyncio.Task[Any]] = []
         self._submitting: dict[str, asyncio.Future[list[dict[str, Any]]]] = {}
 
@@ -103,6 +115,7 @@ class JobManager:
             self.workers[name] = handle
             self._boot_tasks.append(asyncio.create_task(self._boot(handle)))
         self._pump_task = asyncio.create_task(self._consume(), name="tutti-job-events")
+        self._confirm_task = asyncio.create_task(self._confirm(), name="tutti-job-notes-confirm")
         for record in requeue:
             self._enqueue(self._job_from_record(record))
         self._pump()
@@ -145,6 +158,8 @@ class JobManager:
             await asyncio.sleep(0.02)
         if self._pump_task is not None:
             self._pump_task.cancel()
+        if self._confirm_task is not None:
+            self._confirm_task.cancel()
 
     # --- description -------------------------------------------------------------------
 
@@ -333,11 +348,21 @@ class JobManager:
                 self._running[job.id] = job
                 job.started = time.monotonic()
                 handle.start_job(job.request)
-                self._spawn(self._mark_started(job))
+                self._mark_started(job)
 
-    async def _mark_started(self, job: _Job) -> None:
-        await self.hub.core.in_writer(lambda: self.hub.jobstore.mark_started(job.id, now=time.time()))
-        await self.hub.core.record([JobStarted(job=job.id, session=job.spec.session, worker=job.spec.engine)])
+    def _mark_started(self, job: _Job) -> None:
+        """Queue the record update and ``job.started`` now, before any event of the job.
+
+        Both are queued synchronously (the writer thread and the core run them in
+        queue order), so the job's notes and its ending always follow ``job.started``.
+        """
+        core = self.hub.core
+        marked = core.in_writer_nowait(functools.partial(self.hub.jobstore.mark_started, job.id,
+                                                         now=time.time()))
+        started = core.record_nowait([JobStarted(job=job.id, session=job.spec.session,
+                                                 worker=job.spec.engine)])
+        for fut, what in ((marked, "marking started"), (started, "recording job.started")):
+            fut.add_done_callback(functools.partial(_log_failure, f"{what} {job.id}"))
 
     # --- cancellation and queries --------------------------------------------------------
 
@@ -381,6 +406,32 @@ class JobManager:
             except Exception:
                 log.exception("handling engine event %r failed", type(event).__name__)
 
+    async def _confirm(self) -> None:
+        """Await queued ``job.notes`` records in order, so streaming never waits on an fsync.
+
+        ``_handle`` queues each chunk with the core and moves on; the core commits them in
+        queue order (group commits when the disk is slower than the engine). A job's
+        ending waits for its chunks (:meth:`_notes_durable`), so it follows them.
+        """
+        while True:
+            job, fut = await self._confirms.get()
+            try:
+                await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("recording job.notes of %s failed", job.id)
+            if job.unconfirmed and job.unconfirmed[0] is fut:
+                job.unconfirmed.popleft()
+            else:
+                with contextlib.suppress(ValueError):
+                    job.unconfirmed.remove(fut)
+
+    async def _notes_durable(self, job: _Job) -> None:
+        """Wait until every note chunk queued for ``job`` is durable (or failed)."""
+        if job.unconfirmed:
+            await asyncio.gather(*list(job.unconfirmed), return_exceptions=True)
+
     async def _handle(self, event: EngineEvent) -> None:
         job = self._running.get(event.job_id)
         if job is None:
@@ -410,7 +461,11 @@ class JobManager:
             )
             seq = job.notes_seq
             job.notes_seq += 1
-            await self.hub.core.record([JobNotes(job=job.id, session=session, seq=seq, notes=chunk)])
+            if len(job.unconfirmed) >= _NOTES_WINDOW:
+                await asyncio.wait([job.unconfirmed[0]])
+            fut = self.hub.core.record_nowait([JobNotes(job=job.id, session=session, seq=seq, notes=chunk)])
+            job.unconfirmed.append(fut)
+            self._confirms.put_nowait((job, fut))
         elif isinstance(event, Output):
             await self._output(job, event)
         elif isinstance(event, Finished):
@@ -446,6 +501,7 @@ class JobManager:
     async def _finish(self, job: _Job, state: str, event: Any, *, code: str | None = None,
                       message: str | None = None) -> None:
         self._running.pop(job.id, None)
+        await self._notes_durable(job)  # the ending follows every chunk, in the log too
         await self.hub.core.in_writer(
             lambda: self.hub.jobstore.mark_finished(job.id, state, code=code, message=message,  # type: ignore[arg-type]
                                                     artifacts=job.outputs, now=time.time())
@@ -463,3 +519,11 @@ class JobManager:
                         events.append(TakeAdded(session=job.spec.session, section=job.spec.section, take=take))
         await self.hub.core.record(events)
         self._pump()
+
+
+def _log_failure(what: str, fut: asyncio.Future[Any]) -> None:
+    if fut.cancelled():
+        return
+    exc = fut.exception()
+    if exc is not None:
+        log.error("%s failed: %s", what, exc, exc_info=exc)

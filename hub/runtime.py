@@ -69,9 +69,10 @@ _REPLAY_PAGE = 1000
 # A sender's hub-clock stamp further off than this is ignored (bad clock estimate).
 _MAX_STAMP_SKEW = 1.0
 _REPLAY_WINDOW = 256  # replayed frames a client may have queued before the replay waits
-# How often the retention rule runs. Test hooks (undocumented for users):
-# TUTTI_COMPACT_INTERVAL overrides the period, TUTTI_RETENTION_SKEW (seconds) ages every
-# event by that much so a test need not wait out the 60 s minimum of keep_seconds.
+# How often the retention rules run (log compaction and job-record expiry). Test hooks
+# (undocumented for users): TUTTI_COMPACT_INTERVAL overrides the period,
+# TUTTI_RETENTION_SKEW (seconds) ages every event and finished job record by that much so a
+# test need not wait out the 60 s minimum of keep_seconds / job_keep_seconds.
 COMPACT_INTERVAL = 60.0
 
 
@@ -117,7 +118,7 @@ class Hub:
         self.fanout.published_offset = eventlog.head()
         self.cas = CasStore(self.data / "cas")
         self.artifacts = ArtifactStore(db)
-        self.jobstore = JobStore(db)
+        self.jobstore = JobStore(db, keep_seconds=self.config.retention.job_keep_seconds)
         self.core = Core(eventlog, self.fanout, state)
         self.core.start()
         self.jobs = JobManager(self)
@@ -152,6 +153,18 @@ class Hub:
                 await self.compact()
             except Exception:
                 log.exception("log compaction failed")
+            try:
+                await self.expire_jobs()
+            except Exception:
+                log.exception("job record expiry failed")
+
+    async def expire_jobs(self) -> int:
+        """Delete finished job records past ``job_keep_seconds``; their ids answer job_expired."""
+        now = time.time() + float(os.environ.get("TUTTI_RETENTION_SKEW", "0"))
+        expired = await self.core.in_writer(self.jobstore.expire, now)
+        if expired:
+            log.info("expired %d finished job records", expired)
+        return expired
 
     async def compact(self) -> int:
         """Apply the retention rule: older history becomes a snapshot; returns events deleted.

@@ -15,6 +15,7 @@ from hub.errors import ErrorCode, HubError
 from hub.protocol import CloseCode, Goodbye, Ping, encode
 from hub.runtime import Hub
 from hub.wire import error_message
+from hub.wsframes import DirectSocket
 
 log = logging.getLogger("tutti.ws")
 
@@ -40,8 +41,24 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await ws.close(CloseCode.POLICY, "origin not allowed")
         return
     await ws.accept()
-    conn = Connection(hub, peer=str(ws.client))
-    writer = asyncio.create_task(_write_loop(ws, conn))
+    await serve_connection(hub, ws, Connection(hub, peer=str(ws.client)))
+
+
+async def serve_connection(hub: Hub, ws: WebSocket, conn: Connection) -> None:
+    """Run an accepted socket: the reader feeds ``conn``, a writer drains its outbox.
+
+    Under the hub's own uvicorn protocol the outbox is attached to a
+    :class:`~hub.wsframes.DirectSocket`, so frames are written pre-framed by the fan-out's
+    flusher and the writer task only handles the end of the connection.
+    """
+    direct = DirectSocket.of(ws)
+    if direct is not None:
+        direct.outbox = conn.outbox
+        conn.outbox.attach(direct, hub.fanout.flusher)
+    # Bound on writing the goodbye and close frames: a peer that stopped reading gets
+    # its transport aborted instead of holding the writer (and its reader) forever.
+    linger = hub.config.limits.heartbeat_timeout
+    writer = asyncio.create_task(_write_loop(ws, conn, direct, linger))
     beat = asyncio.create_task(_heartbeat(hub, conn))
     try:
         while conn.close_code is None:
@@ -63,36 +80,54 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         if conn.close_code is None:
             conn.close(CloseCode.NORMAL, "")
         with contextlib.suppress(BaseException):
-            await asyncio.wait_for(writer, timeout=2.0)
+            await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
+        if not writer.done() and direct is not None:
+            direct.abort()
         writer.cancel()
 
 
-async def _write_loop(ws: WebSocket, conn: Connection) -> None:
+async def _write_loop(ws: WebSocket, conn: Connection, direct: DirectSocket | None, linger: float) -> None:
     outbox = conn.outbox
     try:
+        if direct is not None:
+            # The flusher writes the frames; what is left once the outbox ends (an error
+            # queued just before a close) goes out below, ahead of goodbye and close.
+            await outbox.ended()
         while True:
             frames = await outbox.take()
+            if outbox.overflowed or outbox.closed:
+                await asyncio.wait_for(_finish(ws, conn, frames), linger)
+                return
             for frame in frames:
                 await ws.send_text(frame)
-            if outbox.overflowed:
-                conn.close_code = CloseCode.SLOW_CONSUMER
-                bye = Goodbye(close_code=CloseCode.SLOW_CONSUMER, reason="client fell behind; resume")
-                await ws.send_text(encode(bye).decode())
-                await ws.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume")
-                return
-            if outbox.closed:
-                if conn.close_code not in (None, CloseCode.NORMAL):
-                    bye = Goodbye(close_code=conn.close_code, reason=conn.close_reason)
-                    with contextlib.suppress(Exception):
-                        await ws.send_text(encode(bye).decode())
-                with contextlib.suppress(Exception):
-                    await ws.close(conn.close_code or CloseCode.NORMAL, conn.close_reason)
-                return
+    except TimeoutError:
+        log.warning("peer %s did not take its close frame within %.0fs; aborting", conn.peer, linger)
+        if direct is not None:
+            direct.abort()
     except (WebSocketDisconnect, RuntimeError, OSError):
         return
     finally:
         # Nothing more will be written: wake anything waiting for room (a paced replay).
         outbox.close()
+
+
+async def _finish(ws: WebSocket, conn: Connection, frames: list[str]) -> None:
+    """Send the last frames, a goodbye when the close is not a normal one, then close."""
+    outbox = conn.outbox
+    if outbox.overflowed:
+        conn.close_code = CloseCode.SLOW_CONSUMER
+        bye = Goodbye(close_code=CloseCode.SLOW_CONSUMER, reason="client fell behind; resume")
+        await ws.send_text(encode(bye).decode())
+        await ws.close(CloseCode.SLOW_CONSUMER, "slow consumer: resume")
+        return
+    for frame in frames:
+        await ws.send_text(frame)
+    if conn.close_code not in (None, CloseCode.NORMAL):
+        bye = Goodbye(close_code=conn.close_code, reason=conn.close_reason)
+        with contextlib.suppress(Exception):
+            await ws.send_text(encode(bye).decode())
+    with contextlib.suppress(Exception):
+        await ws.close(conn.close_code or CloseCode.NORMAL, conn.close_reason)
 
 
 async def _heartbeat(hub: Hub, conn: Connection) -> None:

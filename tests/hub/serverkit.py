@@ -305,3 +305,74 @@ async def new_session(client: WsClient, title: str = "Song", sections: tuple[str
         a = await client.request({"type": "section.add", "session": sid, "name": name, "bars": 8})
         secs.append(a["result"]["section"])
     return sid, secs
+
+
+# --- helpers for job and transport tests ----------------------------------------------------
+
+
+async def wait_frame(client: WsClient, pred: Callable[[dict[str, Any]], bool], timeout: float = 30.0,
+                     seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The next inbox frame matching ``pred``; others are dropped (or appended to ``seen``)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise TimeoutError(f"no matching frame in {timeout}s")
+        frame = await asyncio.wait_for(client.inbox.get(), left)
+        if frame.get("type") == "_closed":
+            raise ConnectionError(f"socket closed while waiting: {frame}")
+        if pred(frame):
+            return frame
+        if seen is not None:
+            seen.append(frame)
+
+
+def is_event(event_type: str, **match: Any) -> Callable[[dict[str, Any]], bool]:
+    """A predicate: a durable event frame of ``event_type`` whose event fields equal ``match``."""
+
+    def pred(f: dict[str, Any]) -> bool:
+        if f.get("type") != "event" or f["event"].get("type") != event_type:
+            return False
+        return all(f["event"].get(k) == v for k, v in match.items())
+
+    return pred
+
+
+async def jobs_frames(client: WsClient, job_ids: list[str], timeout: float = 60.0,
+                      until: tuple[str, ...] = ("job.completed", "job.failed", "job.cancelled")
+                      ) -> dict[str, list[dict[str, Any]]]:
+    """Every frame about each of ``job_ids`` (events, progress, file.ready) up to its end."""
+    out: dict[str, list[dict[str, Any]]] = {j: [] for j in job_ids}
+    open_jobs = set(job_ids)
+
+    def about(f: dict[str, Any]) -> bool:
+        if f.get("type") == "job.progress":
+            return f.get("job") in out
+        return f.get("type") == "event" and f["event"].get("job") in out
+
+    while open_jobs:
+        frame = await wait_frame(client, about, timeout)
+        job = frame["job"] if frame["type"] == "job.progress" else frame["event"]["job"]
+        out[job].append(frame)
+        if frame["type"] == "event" and frame["event"]["type"] in until:
+            open_jobs.discard(job)
+    return out
+
+
+async def job_frames(client: WsClient, job_id: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Every frame about ``job_id`` up to its terminal event (other jobs' frames are dropped)."""
+    return (await jobs_frames(client, [job_id], timeout))[job_id]
+
+
+def slow_job(session: str | None = None, section: str | None = None, *, chunks: int = 24,
+             interval: float = 0.1, priority: int = 0, **extra: Any) -> dict[str, Any]:
+    """A job.submit message for the slow test engine."""
+    msg: dict[str, Any] = {"type": "job.submit", "engine": "slow", "task": "stream",
+                           "params": {"chunks": chunks, "interval": interval, **extra},
+                           "priority": priority}
+    if session is not None:
+        msg["session"] = session
+    if section is not None:
+        msg["section"] = section
+    return msg
