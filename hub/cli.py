@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     plugin_arguments(pl)
     pl.set_defaults(func=plugin_run)
 
+    from engines.amt import generate_cli
+
+    gen = sub.add_parser("generate", help="run an AMT task without a server (progress bar; writes MIDI)")
+    generate_cli.add_arguments(gen)
+    gen.set_defaults(func=generate_cli.run)
+
     t = sub.add_parser("tokens", help="print a MIDI file's AMT arrival-time events as JSON")
     t.add_argument("file", type=Path)
     t.set_defaults(func=_tokens)

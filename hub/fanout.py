@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,23 +69,59 @@ class Flusher:
             asyncio.get_running_loop().call_soon(self._run)
 
 
+# Latest-value keys remembered per topic (job progress adds one per job; old ones go first).
+MAX_LATEST_KEYS = 64
+
+
+class LatestValue:
+    """The newest frame of one latest-value key on one topic, shared by its subscribers.
+
+    An outbox holds a reference to it, not a copy, and reads ``frame`` when it writes, so
+    it always sends the newest value. ``idle`` lists the subscribers holding no reference
+    (they sent the last value they were given): a publish only has to touch those, so
+    publishing to N clients that are still behind costs O(1), not O(N).
+    """
+
+    __slots__ = ("frame", "idle", "subscribers")
+
+    def __init__(self, subscribers: Iterable[Outbox]) -> None:
+        self.frame = ""
+        self.subscribers: set[Outbox] = set(subscribers)
+        self.idle: list[Outbox] = list(self.subscribers)
+
+
+def _values(latest: dict[str, str | LatestValue], owner: Outbox) -> list[str]:
+    """The frames of pending latest values; shared ones re-arm ``owner`` for the next value."""
+    frames: list[str] = []
+    for value in latest.values():
+        if isinstance(value, str):
+            frames.append(value)
+        else:
+            frames.append(value.frame)
+            if owner in value.subscribers:
+                value.idle.append(owner)
+    latest.clear()
+    return frames
+
+
 class Outbox:
     """One client's pending frames. Not thread-safe: lives on the event loop."""
 
     __slots__ = (
-        "_dirty", "_flusher", "_latest", "_lossless", "_sink", "_space", "_wake",
+        "_dirty", "_flusher", "_latest", "_lossless", "_on_end", "_sink", "_space", "_wake",
         "closed", "enqueued_at", "limit", "overflowed",
     )
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._lossless: deque[str] = deque()
-        self._latest: dict[str, str] = {}
+        self._latest: dict[str, str | LatestValue] = {}
         self._wake = asyncio.Event()
         self._space = asyncio.Event()
         self._sink: Sink | None = None
         self._flusher: Flusher | None = None
         self._dirty = False
+        self._on_end: Callable[[], None] | None = None
         self.overflowed = False
         self.closed = False
         self.enqueued_at = 0.0
@@ -100,6 +136,21 @@ class Outbox:
     @property
     def direct(self) -> bool:
         return self._sink is not None
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when the outbox closes or overflows (now if it already has).
+
+        Lets a directly written connection start its closing task only when needed,
+        instead of keeping one task per idle connection waiting for that moment.
+        """
+        self._on_end = callback
+        if self.closed or self.overflowed:
+            self._ended()
+
+    def _ended(self) -> None:
+        callback, self._on_end = self._on_end, None
+        if callback is not None:
+            callback()
 
     def _notify(self) -> None:
         flusher = self._flusher
@@ -118,16 +169,21 @@ class Outbox:
             self._lossless.clear()
             self._latest.clear()
             self._wake.set()  # the writer task sends goodbye and closes
+            self._ended()
         else:
             self._lossless.append(frame)
             self._notify()
 
-    def put_latest(self, key: str, frame: str) -> None:
+    def put_latest(self, key: str, frame: str | LatestValue) -> None:
         if self.overflowed or self.closed:
             return
         latest = self._latest
         if key in latest:
-            del latest[key]  # re-insert so delivery order follows recency
+            old = latest.pop(key)  # re-insert so delivery order follows recency
+            if isinstance(old, LatestValue) and old is not frame and self in old.subscribers:
+                # The same key on another topic (job progress goes to "jobs" and its
+                # session): stay armed for that one too.
+                old.idle.append(self)
         latest[key] = frame
         if self._flusher is None:
             self._wake.set()
@@ -151,10 +207,9 @@ class Outbox:
         if self._lossless:
             frames = list(self._lossless)
             self._lossless.clear()
-            frames.extend(self._latest.values())
+            frames.extend(_values(self._latest, self))
         else:
-            frames = list(self._latest.values())
-        self._latest.clear()
+            frames = _values(self._latest, self)
         sink.write_frames(frames)
         self._space.set()
 
@@ -181,12 +236,6 @@ class Outbox:
             self._space.clear()
             await self._space.wait()
 
-    async def ended(self) -> None:
-        """Wait until the outbox is closed or has overflowed."""
-        while not (self.overflowed or self.closed):
-            self._wake.clear()
-            await self._wake.wait()
-
     async def take(self) -> list[str]:
         """Wait for frames; return every lossless frame in order, then the latest values."""
         while not (self._lossless or self._latest or self.overflowed or self.closed):
@@ -194,8 +243,7 @@ class Outbox:
             await self._wake.wait()
         frames = list(self._lossless)
         self._lossless.clear()
-        frames.extend(self._latest.values())
-        self._latest.clear()
+        frames.extend(_values(self._latest, self))
         self._space.set()
         return frames
 
@@ -203,6 +251,7 @@ class Outbox:
         self.closed = True
         self._wake.set()
         self._space.set()
+        self._ended()
 
 
 @dataclass
@@ -230,6 +279,8 @@ class Fanout:
         self.frames_out = 0
         self.last_fanout_seconds = 0.0
         self.flusher = Flusher()
+        # topic -> key -> shared latest value, least recently published first
+        self._values: dict[str, dict[str, LatestValue]] = {}
 
     # --- membership ---------------------------------------------------------------
 
@@ -243,26 +294,36 @@ class Fanout:
         if sub is None:
             return
         for topic in sub.topics:
-            members = self._by_topic.get(topic)
-            if members is not None:
-                members.discard(client_id)
-                if not members:
-                    del self._by_topic[topic]
+            self._leave(topic, client_id, sub.outbox)
         sub.outbox.close()
 
     def subscribe(self, client_id: str, topics: Iterable[str]) -> None:
         sub = self._subs[client_id]
         for topic in topics:
+            if topic in sub.topics:
+                continue
             sub.topics.add(topic)
             self._by_topic.setdefault(topic, set()).add(client_id)
+            for value in self._values.get(topic, {}).values():
+                value.subscribers.add(sub.outbox)
+                value.idle.append(sub.outbox)
 
     def unsubscribe(self, client_id: str, topics: Iterable[str]) -> None:
         sub = self._subs[client_id]
         for topic in topics:
-            sub.topics.discard(topic)
-            members = self._by_topic.get(topic)
-            if members is not None:
-                members.discard(client_id)
+            if topic in sub.topics:
+                sub.topics.discard(topic)
+                self._leave(topic, client_id, sub.outbox)
+
+    def _leave(self, topic: str, client_id: str, box: Outbox) -> None:
+        members = self._by_topic.get(topic)
+        if members is not None:
+            members.discard(client_id)
+            if not members:
+                del self._by_topic[topic]
+                self._values.pop(topic, None)
+        for value in self._values.get(topic, {}).values():
+            value.subscribers.discard(box)  # idle lists are filtered when next published
 
     def hold(self, client_id: str) -> int:
         """Start buffering a client's live events; returns the offset a replay must reach."""
@@ -312,10 +373,27 @@ class Fanout:
         self.last_fanout_seconds = time.perf_counter() - started
 
     def publish_latest(self, topic: str, key: str, frame: str) -> int:
-        """Deliver a latest-value frame to a topic's subscribers; returns recipients."""
-        members = self._by_topic.get(topic, ())
-        for cid in members:
-            self._subs[cid].outbox.put_latest(key, frame)
+        """Deliver a latest-value frame to a topic's subscribers; returns recipients.
+
+        Subscribers that still hold an unsent reference to this key just see the new
+        frame when they are written; only idle ones are touched.
+        """
+        members = self._by_topic.get(topic)
+        if not members:
+            return 0
+        values = self._values.setdefault(topic, {})
+        value = values.pop(key, None)
+        if value is None:
+            value = LatestValue(self._subs[cid].outbox for cid in members)
+            if len(values) >= MAX_LATEST_KEYS:
+                del values[next(iter(values))]  # a job long finished; holders keep their ref
+        values[key] = value  # most recently published last
+        value.frame = frame
+        idle, value.idle = value.idle, []
+        subscribers = value.subscribers
+        for box in idle:
+            if box in subscribers:
+                box.put_latest(key, value)
         self.frames_out += len(members)
         return len(members)
 

@@ -32,7 +32,7 @@ from engines.protocol import (
     Output,
     Progress,
 )
-from engines.registry import DEFAULT_SPECS, EngineSpec
+from engines.registry import DEFAULT_SPECS, EngineSpec, amt_spec
 from engines.worker import WorkerHandle
 from hub.errors import ErrorCode, HubError
 from hub.events import (
@@ -84,7 +84,9 @@ class _QueueItem:
 class JobManager:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        specs = list(DEFAULT_SPECS) + [EngineSpec.parse(s) for s in hub.config.engines]
+        # The AMT engine loads the weights the user chose (--amt-model / config), else the bundled ones.
+        defaults = [amt_spec(hub.config.amt_model) if s.name == "amt" else s for s in DEFAULT_SPECS]
+        specs = defaults + [EngineSpec.parse(s) for s in hub.config.engines]
         self.specs: dict[str, EngineSpec] = {s.name: s for s in specs}
         self.workers: dict[str, WorkerHandle] = {}
         self._queues: dict[str, list[_QueueItem]] = {name: [] for name in self.specs}
@@ -119,6 +121,8 @@ class JobManager:
         for record in requeue:
             self._enqueue(self._job_from_record(record))
         self._pump()
+        # The first MIDI output's metadata would otherwise pay this import (~0.5 s) mid-job.
+        self._spawn(asyncio.to_thread(_warm_imports))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background step, keeping a reference so it is not garbage-collected."""
@@ -519,6 +523,10 @@ class JobManager:
                         events.append(TakeAdded(session=job.spec.session, section=job.spec.section, take=take))
         await self.hub.core.record(events)
         self._pump()
+
+
+def _warm_imports() -> None:
+    import engines.analysis.metadata  # noqa: F401
 
 
 def _log_failure(what: str, fut: asyncio.Future[Any]) -> None:

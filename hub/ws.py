@@ -52,14 +52,18 @@ async def serve_connection(hub: Hub, ws: WebSocket, conn: Connection) -> None:
     flusher and the writer task only handles the end of the connection.
     """
     direct = DirectSocket.of(ws)
-    if direct is not None:
-        direct.outbox = conn.outbox
-        conn.outbox.attach(direct, hub.fanout.flusher)
     # Bound on writing the goodbye and close frames: a peer that stopped reading gets
     # its transport aborted instead of holding the writer (and its reader) forever.
     linger = hub.config.limits.heartbeat_timeout
-    writer = asyncio.create_task(_write_loop(ws, conn, direct, linger))
-    beat = asyncio.create_task(_heartbeat(hub, conn))
+    writers: list[asyncio.Task[None]] = []
+    if direct is not None:
+        direct.outbox = conn.outbox
+        conn.outbox.attach(direct, hub.fanout.flusher)
+        # The flusher writes the frames; a task is needed only to end the connection.
+        conn.outbox.on_end(lambda: writers.append(asyncio.create_task(_write_loop(ws, conn, linger))))
+    else:
+        writers.append(asyncio.create_task(_write_loop(ws, conn, linger)))
+    beat = Heartbeat(hub, conn)
     try:
         while conn.close_code is None:
             message = await ws.receive()
@@ -79,20 +83,23 @@ async def serve_connection(hub: Hub, ws: WebSocket, conn: Connection) -> None:
             hub.disconnect(conn.client_id)
         if conn.close_code is None:
             conn.close(CloseCode.NORMAL, "")
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
-        if not writer.done() and direct is not None:
-            direct.abort()
-        writer.cancel()
+        for writer in writers:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
+            if not writer.done() and direct is not None:
+                direct.abort()
+            writer.cancel()
 
 
-async def _write_loop(ws: WebSocket, conn: Connection, direct: DirectSocket | None, linger: float) -> None:
+async def _write_loop(ws: WebSocket, conn: Connection, linger: float) -> None:
+    """Send the outbox frame by frame (fallback), or only its end (direct mode).
+
+    In direct mode this starts once the outbox has ended; what is still queued then (an
+    error sent just before a close) goes out ahead of goodbye and close.
+    """
     outbox = conn.outbox
+    direct = DirectSocket.of(ws)
     try:
-        if direct is not None:
-            # The flusher writes the frames; what is left once the outbox ends (an error
-            # queued just before a close) goes out below, ahead of goodbye and close.
-            await outbox.ended()
         while True:
             frames = await outbox.take()
             if outbox.overflowed or outbox.closed:
@@ -130,13 +137,26 @@ async def _finish(ws: WebSocket, conn: Connection, frames: list[str]) -> None:
         await ws.close(conn.close_code or CloseCode.NORMAL, conn.close_reason)
 
 
-async def _heartbeat(hub: Hub, conn: Connection) -> None:
-    """Ping every interval; a peer silent for longer than the timeout is dropped."""
-    interval = hub.config.limits.heartbeat_interval
-    timeout = hub.config.limits.heartbeat_timeout
-    while True:
-        await asyncio.sleep(interval)
-        if time.monotonic() - conn.last_seen > timeout:
+class Heartbeat:
+    """Ping every interval; a peer silent for longer than the timeout is dropped.
+
+    A timer callback rather than a task: one less coroutine per idle connection.
+    """
+
+    __slots__ = ("_conn", "_handle", "_hub")
+
+    def __init__(self, hub: Hub, conn: Connection) -> None:
+        self._hub = hub
+        self._conn = conn
+        self._handle = asyncio.get_running_loop().call_later(hub.config.limits.heartbeat_interval, self._tick)
+
+    def _tick(self) -> None:
+        conn, limits = self._conn, self._hub.config.limits
+        if time.monotonic() - conn.last_seen > limits.heartbeat_timeout:
             conn.close(CloseCode.HEARTBEAT_TIMEOUT, "no frame within heartbeat timeout")
             return
-        conn.send(encode(Ping(t=hub.clock())))
+        conn.send(encode(Ping(t=self._hub.clock())))
+        self._handle = asyncio.get_running_loop().call_later(limits.heartbeat_interval, self._tick)
+
+    def cancel(self) -> None:
+        self._handle.cancel()

@@ -292,14 +292,14 @@ def test_engine_spec_parse_and_build() -> None:
 
 def test_registry_defaults_and_test_registrations() -> None:
     registry = EngineRegistry.default(["slow=tests.engines.slow_engine:SlowEngine"])
-    assert registry.names() == ("transform", "slow") and "slow" in registry
+    assert registry.names() == ("transform", "amt", "slow") and "slow" in registry
     assert registry.get("transform").build().info().name == "transform"
     registry.register(EngineSpec("slow", BATCHING.factory, concurrency=2))
-    assert registry.get("slow").concurrency == 2 and len(registry) == 2
+    assert registry.get("slow").concurrency == 2 and len(registry) == 3
     with pytest.raises(EngineError) as err:
         registry.get("musicgen")
     assert err.value.code == "engine_unavailable"
-    assert err.value.details["known_engines"] == ["slow", "transform"]
+    assert err.value.details["known_engines"] == ["amt", "slow", "transform"]
 
 
 # --- the engine interface and params helpers, in process ------------------------------------

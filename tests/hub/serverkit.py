@@ -376,3 +376,24 @@ def slow_job(session: str | None = None, section: str | None = None, *, chunks: 
     if section is not None:
         msg["section"] = section
     return msg
+
+
+async def clock_offset(client: WsClient, samples: int = 15) -> tuple[float, float]:
+    """(hub clock - time.monotonic(), median round trip) from clock.ping/clock.pong samples.
+
+    Each pong must echo its t0, and the hub's clock must never go back between samples.
+    """
+    offsets: list[tuple[float, float]] = []
+    last_server = float("-inf")
+    for _ in range(samples):
+        t0 = time.monotonic()
+        await client.send({"type": "clock.ping", "t0": t0})
+        pong = await wait_frame(client, lambda f, t=t0: f.get("type") == "clock.pong" and f.get("t0") == t, 10)
+        t1 = time.monotonic()
+        assert pong["server_time"] >= last_server, "the hub clock is monotonic"
+        last_server = pong["server_time"]
+        offsets.append((t1 - t0, pong["server_time"] - (t0 + t1) / 2))
+    offsets.sort()  # the fastest round trips give the best estimates
+    best = offsets[: max(3, samples // 3)]
+    best_offsets = sorted(o for _, o in best)
+    return best_offsets[len(best_offsets) // 2], offsets[len(offsets) // 2][0]

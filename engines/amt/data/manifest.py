@@ -138,13 +138,14 @@ def build_manifest(
 
 def _works(manifest: dict[str, Any], collection: str) -> str:
     rows = [p for p in manifest["pieces"] if p[0].split("/", 1)[0] == collection]
-    if collection in FOLK or len(rows) > 60:
+    if collection in FOLK:  # thousands of tunes: the manifest lists every one
         names = sorted({p[0].split("/")[-1].split("#")[0] for p in rows})
-        return (
-            f"{len(rows)} pieces from {len(names)} files: "
-            + ", ".join(names[:40])
-            + (" …" if len(names) > 40 else "")
-        )
+        shown = ", ".join(n.rsplit(".", 1)[0] for n in names[:30])
+        more = f" … ({len(names) - 30} more files)" if len(names) > 30 else ""
+        return f"{len(rows)} tunes from {len(names)} files: {shown}{more}"
+    if len(rows) > 60:  # e.g. the Bach chorales: file names are their BWV numbers
+        stems = [p[0].split("/")[-1].rsplit(".", 1)[0] for p in rows]
+        return f"{len(rows)} pieces: " + ", ".join(stems)
     return "; ".join(
         f"{p[1] or p[0].split('/', 1)[1]}" + (f" ({p[2]})" if p[2] else "") for p in rows
     )

@@ -234,3 +234,18 @@ def test_committed_corpus(small_build: Path) -> None:
         )
     else:
         check_corpus(small_build)
+
+
+def test_cached_only_assembles_what_is_cached(small_build: Path, tmp_path: Path) -> None:
+    args = ["--cache", str(small_build / "cache"), "--card", str(tmp_path / "card.md")]
+    # one more collection requested than cached: it is left out, not converted
+    code = build_corpus.main(
+        [*args, "--out", str(tmp_path), "--no-progress", "--cached-only",
+         "--collections", *SMALL_COLLECTIONS, "verdi"]
+    )  # fmt: skip
+    assert code == 0
+    manifest = check_corpus(tmp_path)
+    assert set(manifest["collections"]) == set(SMALL_COLLECTIONS)
+    assert np.array_equal(
+        np.load(tmp_path / TOKENS_FILE)["train"], np.load(small_build / TOKENS_FILE)["train"]
+    )

@@ -75,15 +75,22 @@ def test_hub_ids_and_bad_names(tmp_path: Path) -> None:
         assert err.value.code == "engine_unavailable"
 
 
-def test_offline_hub_id_fails_with_a_reason(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(EngineError) as err:
-        models.load("tutti-tests/no-such-model")
-    assert err.value.code == "engine_unavailable"
-    assert "tutti-tests/no-such-model" in err.value.message
+def test_only_a_named_hub_id_may_download(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """from_pretrained sees local_files_only=False for a hub id only; failures are reasons."""
+    import transformers
+
+    seen: list[tuple[str, bool]] = []
+
+    def fake(location: str, *, local_files_only: bool) -> None:
+        seen.append((location, local_files_only))
+        raise OSError("offline")
+
+    monkeypatch.setattr(transformers.GPT2LMHeadModel, "from_pretrained", fake)
+    for name in ("tutti-tests/no-such-model", str(model_dir)):
+        with pytest.raises(EngineError) as err:
+            models.load(name)
+        assert err.value.code == "engine_unavailable" and "offline" in err.value.message
+    assert seen == [("tutti-tests/no-such-model", False), (str(model_dir.resolve()), True)]
 
 
 def test_auto_dtype() -> None:
