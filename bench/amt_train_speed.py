@@ -7,7 +7,7 @@ a fixed thread count. Loss variants:
   full         the 55,028-way softmax at every position (what a plain LM head does)
   slot         per slot (time / duration / note) logits only for that slot's ids
   slot+inst    as slot, note slot restricted to the instruments in the data
-Batches come from engines/amt/data/tokens.npz when it exists, else from the MIDI fixtures.
+Batches come from --tokens or engines/amt/data/tokens.npz, else from the MIDI fixtures.
 Medians over --steps timed steps after one warm-up step; the machine is shared, so quote
 the ratio as well as the absolute numbers.
 
@@ -36,10 +36,11 @@ from engines.amt.train.slots import SlotTables
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def sequences(batch: int) -> tuple[npt.NDArray[np.uint16], str]:
-    if (DATA_DIR / TOKENS_FILE).is_file():
-        train, _valid = load_tokens(DATA_DIR / TOKENS_FILE)
-        return train, "engines/amt/data/tokens.npz"
+def sequences(path: Path | None) -> tuple[npt.NDArray[np.uint16], str]:
+    path = path or DATA_DIR / TOKENS_FILE
+    if path.is_file():
+        train, _valid = load_tokens(path)
+        return train, str(path)
     midi = sorted((ROOT / "tests" / "fixtures" / "midi").glob("*.mid"))
     result = tokenize.tokenize([codec.midi_to_compound(p) for p in midi], augment_factor=2)
     return to_array(result.sequences), "MIDI fixtures"
@@ -72,9 +73,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--tokens", type=Path, help="tokens.npz (default: the committed one)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data, source = sequences(args.batch)
+    data, source = sequences(args.tokens)
     variants = {
         "full": LossConfig(mode="full"),
         "slot": LossConfig(mode="slot"),

@@ -27,9 +27,11 @@ def polyphony(onset_ticks: I64, duration_ticks: I64) -> tuple[float, int]:
     reach = np.maximum.accumulate(off)
     before = np.concatenate((on[:1], reach[:-1]))
     union = float(np.maximum(reach - np.maximum(on, before), 0).sum())
-    started = np.searchsorted(on, on, side="right")
-    ended = np.searchsorted(np.sort(off), on, side="right")
-    return float((off - on).sum()) / union, int((started - ended).max())
+    # The count peaks at an onset, after all notes starting there: only the last note of each run
+    # of equal onsets needs a look (notes started = its index + 1; no search over all onsets).
+    last = np.flatnonzero(np.append(on[1:] != on[:-1], True))
+    ended = np.searchsorted(np.sort(off), on[last], side="right")
+    return float((off - on).sum()) / union, int((last + 1 - ended).max())
 
 
 def energy_curve(f: BarFeatures) -> F64:

@@ -7,11 +7,14 @@ cheap to sort) and converted to seconds and quarter-note beats through the tempo
 
 from __future__ import annotations
 
+import io
 import struct
+from collections import deque
 from dataclasses import dataclass
 from functools import cached_property
 from typing import cast
 
+import mido
 import numpy as np
 import symusic
 from numpy.typing import NDArray
@@ -24,6 +27,14 @@ I64 = NDArray[np.int64]
 BoolArr = NDArray[np.bool_]
 
 DEFAULT_MSPQ = 500_000  # 120 bpm: the MIDI default when a file has no set_tempo
+UNMATCHED_NOTE_SECONDS = 0.25  # a note-on that never gets its note-off lasts 250 ms (AMT rule)
+
+# symusic drops note-ons that never get a note-off.  To notice that without a second (Python) pass
+# over the events, every track gets a note-off for each (channel, pitch) far past its end: a dropped
+# note-on then comes back as a note at least this long, and only then the slow recovery runs.
+_SENTINEL_DELTA = 0x0FFFFFFF  # the largest delta time a MIDI variable-length quantity holds
+_EOT = b"\xff\x2f\x00"
+_NOOP_META = b"\xff\x7f\x00"  # empty sequencer-specific event: symusic ignores it
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,13 @@ class TempoMap:
 
     def tick_to_seconds(self, tick: float) -> float:
         return float(self.to_seconds(np.array([tick], dtype=np.float64))[0])
+
+    def to_ticks(self, seconds: F64) -> F64:
+        """Inverse of ``to_seconds`` (fractional ticks)."""
+        idx = np.searchsorted(self.seconds, seconds, side="right") - 1
+        np.clip(idx, 0, None, out=idx)
+        out: F64 = self.ticks[idx] + (seconds - self.seconds[idx]) * (1e6 * self.tpq / self.mspq[idx])
+        return out
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,7 @@ class ParsedMidi:
     instruments: tuple[InstrumentTrack, ...]
     end_tick: int
     end_s: float
+    recovered_notes: int = 0  # note-ons without a note-off, kept with the default length
 
     @property
     def n_bars(self) -> int:
@@ -176,8 +195,8 @@ def _invalid(message: str, **details: object) -> AnalysisError:
     return AnalysisError(message, code="invalid_midi", details=details)
 
 
-def validate_container(data: bytes) -> None:
-    """Check the SMF chunk structure before the C++ parser sees it.
+def validate_container(data: bytes) -> list[tuple[int, int]]:
+    """Check the SMF chunk structure before the C++ parser sees it; the (start, end) of each MTrk body.
 
     symusic accepts some truncated files silently (a bare header parses as an empty score), so the
     chunk lengths and the declared track count are checked here; the loop is per chunk, not per event.
@@ -205,6 +224,7 @@ def validate_container(data: bytes) -> None:
     if division == 0:
         raise _invalid("ticks per quarter note is 0", reason="zero_division")
     pos, found, chunk = 8 + hlen, 0, 0
+    spans: list[tuple[int, int]] = []
     while pos < n:
         if pos + 8 > n:
             raise _invalid(
@@ -229,6 +249,7 @@ def validate_container(data: bytes) -> None:
             )
         if kind == b"MTrk":
             found += 1
+            spans.append((pos + 8, pos + 8 + length))
         pos += 8 + length
         chunk += 1
     if found < ntracks:
@@ -238,14 +259,115 @@ def validate_container(data: bytes) -> None:
             declared_tracks=ntracks,
             found_tracks=found,
         )
+    return spans
 
 
-def _load_score(data: bytes) -> ScoreTick:
-    validate_container(data)
+def _sentinel_block() -> bytes:
+    events = [
+        (bytes((0x80 | ch,)) if pitch == 0 else b"") + bytes((pitch, 0))  # running status per channel
+        for ch in range(16)
+        for pitch in range(128)
+    ]
+    return b"\xff\xff\xff\x7f" + b"\x00".join(events)  # first delta: _SENTINEL_DELTA
+
+
+_SENTINEL_BLOCK = _sentinel_block()
+
+
+def _with_sentinels(data: bytes, spans: list[tuple[int, int]]) -> bytes:
+    """``data`` with the sentinel note-offs in every track (before its end-of-track event).
+
+    symusic stops reading a track at end-of-track, so the block goes in front of it: the EOT's own
+    delta now times an empty meta event, the block follows far later, then a fresh EOT.
+    """
+    parts: list[bytes] = []
+    done = 0
+    for start, end in spans:
+        body_end = end - 3 if data[end - 3 : end] == _EOT else end
+        added = _SENTINEL_BLOCK + b"\x00" + _EOT
+        if body_end != end:
+            added = _NOOP_META + added
+        parts += (data[done : start - 4], struct.pack(">I", end - start + len(added) - (end - body_end)),
+                  data[start:body_end], added)
+        done = end
+    parts.append(data[done:])
+    return b"".join(parts)
+
+
+def _parse_score(data: bytes) -> ScoreTick:
     try:
         return cast(ScoreTick, symusic.Score.from_midi(data))  # tick-based unless asked otherwise
     except (RuntimeError, ValueError) as exc:
         raise _invalid(f"unreadable MIDI: {exc}", reason="parse_error", parser_message=str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Unmatched:
+    """Note-ons that never got a note-off, from a Python pass over the events (rare, slow path)."""
+
+    tick: I64
+    pitch: I64
+    velocity: I64
+    program: I64
+    is_drum: BoolArr
+    track_name: list[str]
+
+
+def _unmatched_note_ons(data: bytes) -> _Unmatched | None:
+    """Replays symusic's matching (FIFO per channel and pitch within a track, program taken at the
+    note-on) and returns the note-ons left open at the end of their track."""
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(data), clip=True)
+    except (OSError, ValueError, EOFError, KeyError, IndexError):
+        return None  # symusic read it but mido cannot: keep what symusic found
+    rows: list[tuple[int, int, int, int, bool, str]] = []
+    for track in mid.tracks:
+        tick, name = 0, ""
+        programs = [0] * 16
+        pending: dict[tuple[int, int], deque[tuple[int, int, int]]] = {}
+        for msg in track:
+            tick += msg.time
+            kind = msg.type
+            if kind == "note_on" and msg.velocity > 0:
+                key = (msg.channel, msg.note)
+                pending.setdefault(key, deque()).append((tick, msg.velocity, programs[msg.channel]))
+            elif kind in ("note_on", "note_off"):
+                queue = pending.get((msg.channel, msg.note))
+                if queue:
+                    queue.popleft()
+            elif kind == "program_change":
+                programs[msg.channel] = msg.program
+            elif kind == "track_name" and not name:
+                name = str(msg.name)
+            elif kind == "end_of_track":
+                break
+        for (channel, pitch), queue in pending.items():
+            rows += [(t, pitch, v, prog, channel == 9, name) for t, v, prog in queue]
+    if not rows:
+        return None
+    rows.sort(key=lambda r: r[0])
+    return _Unmatched(
+        tick=np.array([r[0] for r in rows], dtype=np.int64),
+        pitch=np.array([r[1] for r in rows], dtype=np.int64),
+        velocity=np.array([r[2] for r in rows], dtype=np.int64),
+        program=np.array([r[3] for r in rows], dtype=np.int64),
+        is_drum=np.array([r[4] for r in rows], dtype=np.bool_),
+        track_name=[r[5] for r in rows],
+    )
+
+
+NoteParts = list[dict[str, NDArray[np.generic]]]
+
+
+def _load_score(data: bytes) -> tuple[ScoreTick, NoteParts, _Unmatched | None]:
+    """Parsed score, its tracks' note arrays, and the note-ons symusic dropped (None: none)."""
+    spans = validate_container(data)
+    score = _parse_score(_with_sentinels(data, spans))
+    parts: NoteParts = [t.notes.numpy() for t in score.tracks]
+    if not any(p["duration"].shape[0] and p["duration"].max() >= _SENTINEL_DELTA for p in parts):
+        return score, parts, None  # the usual case: every note-on was matched, one C++ pass in all
+    score = _parse_score(data)
+    return score, [t.notes.numpy() for t in score.tracks], _unmatched_note_ons(data)
 
 
 def _tempo_map(score: ScoreTick, tpq: int) -> TempoMap:
@@ -295,58 +417,98 @@ def _bar_grid(
     return tuple(sigs), np.concatenate(starts)
 
 
-def _note_arrays(score: ScoreTick, tempo: TempoMap) -> tuple[NoteArrays, list[int]]:
+def _track_of(score_tracks: list[tuple[str, int, bool]], name: str, program: int,
+              is_drum: bool) -> int:
+    """symusic track holding notes of this name/program/kind (it makes one per channel and
+    program, even for a note-on that never closes), or -1."""
+    for i, key in enumerate(score_tracks):
+        if key == (name, program, is_drum):
+            return i
+    for i, (_, prog, drum) in enumerate(score_tracks):
+        if (prog, drum) == (program, is_drum):
+            return i
+    return -1
+
+
+def _note_arrays(
+    score: ScoreTick, parts: NoteParts, tempo: TempoMap, extra: _Unmatched | None
+) -> tuple[NoteArrays, list[InstrumentTrack]]:
     tracks = list(score.tracks)  # each access to score.tracks builds new wrappers
-    parts = [t.notes.numpy() for t in tracks]
     counts = [int(p["pitch"].shape[0]) for p in parts]
-    total = sum(counts)
-    track_idx = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    programs = np.array([t.program for t in tracks], dtype=np.int64)
-    drums = np.array([t.is_drum for t in tracks], dtype=np.bool_)
+    instruments = [InstrumentTrack(i, str(t.name), int(t.program), bool(t.is_drum), counts[i])
+                   for i, t in enumerate(tracks)]
+    onsets = [p["time"] for p in parts]
+    durs = [p["duration"] for p in parts]
+    pitches = [p["pitch"] for p in parts]
+    vels = [p["velocity"] for p in parts]
+    track_parts = [np.full(c, i, dtype=np.int64) for i, c in enumerate(counts)]
+    if extra is not None:
+        keys = [(i.name, i.program, i.is_drum) for i in instruments]
+        idx = np.empty(extra.tick.shape[0], dtype=np.int64)
+        for j, (name, prog, drum) in enumerate(
+            zip(extra.track_name, extra.program.tolist(), extra.is_drum.tolist(), strict=True)
+        ):
+            k = _track_of(keys, name, prog, drum)
+            if k < 0:
+                k = len(instruments)
+                instruments.append(InstrumentTrack(k, name, prog, drum, 0))
+                keys.append((name, prog, drum))
+            idx[j] = k
+        end = tempo.to_ticks(tempo.to_seconds(extra.tick) + UNMATCHED_NOTE_SECONDS)
+        onsets.append(extra.tick)
+        durs.append(np.maximum(np.rint(end).astype(np.int64) - extra.tick, 1))
+        pitches.append(extra.pitch)
+        vels.append(extra.velocity)
+        track_parts.append(idx)
+        added = np.bincount(idx, minlength=len(instruments))
+        instruments = [InstrumentTrack(i.index, i.name, i.program, i.is_drum,
+                                       i.note_count + int(added[i.index])) for i in instruments]
+    programs = np.array([i.program for i in instruments], dtype=np.int64)
+    drums = np.array([i.is_drum for i in instruments], dtype=np.bool_)
+    total = sum(int(o.shape[0]) for o in onsets)
     if total:
-        onset = np.concatenate([p["time"] for p in parts]).astype(np.int64)
-        dur = np.concatenate([p["duration"] for p in parts]).astype(np.int64)
+        onset = np.concatenate(onsets).astype(np.int64)
+        dur = np.concatenate(durs).astype(np.int64)
         # int8 in symusic: widen before any arithmetic; & 0x7F guards against sign wrap.
-        pitch = np.concatenate([p["pitch"] for p in parts]).astype(np.int64) & 0x7F
-        vel = np.concatenate([p["velocity"] for p in parts]).astype(np.int64) & 0x7F
+        pitch = np.concatenate(pitches).astype(np.int64) & 0x7F
+        vel = np.concatenate(vels).astype(np.int64) & 0x7F
+        track_idx = np.concatenate(track_parts)
     else:
-        onset = dur = pitch = vel = np.zeros(0, dtype=np.int64)
-    # Tracks come time-sorted, so a stable sort merges runs (fast) and keeps track order on ties.
-    order = np.argsort(onset, kind="stable")
-    track_idx = track_idx[order]
+        onset = dur = pitch = vel = track_idx = np.zeros(0, dtype=np.int64)
+    if len(parts) > 1 or extra is not None:
+        # Tracks come time-sorted, so a stable sort merges runs (fast) and keeps track order on ties.
+        order = np.argsort(onset, kind="stable")
+        onset, dur, pitch, vel, track_idx = (a[order] for a in (onset, dur, pitch, vel, track_idx))
     notes = NoteArrays(
-        onset_ticks=onset[order],
-        duration_ticks=np.maximum(dur[order], 0),
-        pitch=pitch[order],
-        velocity=vel[order],
+        onset_ticks=onset,
+        duration_ticks=np.maximum(dur, 0),
+        pitch=pitch,
+        velocity=vel,
         program=programs[track_idx] if total else np.zeros(0, dtype=np.int64),
         is_drum=drums[track_idx] if total else np.zeros(0, dtype=np.bool_),
         track=track_idx,
         tempo=tempo,
     )
-    return notes, counts
+    return notes, instruments
 
 
 def parse_midi(data: bytes) -> ParsedMidi:
     """Parse Standard MIDI File bytes; raises ``AnalysisError`` (code ``invalid_midi``) if unreadable."""
-    score = _load_score(bytes(data))
+    score, parts, extra = _load_score(bytes(data))
     tpq = int(score.tpq)
     tempo = _tempo_map(score, tpq)
-    notes, counts = _note_arrays(score, tempo)
+    notes, instruments = _note_arrays(score, parts, tempo, extra)
     note_end = int((notes.onset_ticks + notes.duration_ticks).max()) if len(notes) else 0
     end_tick = max(int(score.end()), note_end)
     sigs, bar_starts = _bar_grid(score, tpq, end_tick, tempo)
-    instruments = tuple(
-        InstrumentTrack(i, str(t.name), int(t.program), bool(t.is_drum), counts[i])
-        for i, t in enumerate(score.tracks)
-    )
     return ParsedMidi(
         tpq=tpq,
         notes=notes,
         tempo=tempo,
         time_signatures=sigs,
         bar_starts_ticks=bar_starts,
-        instruments=instruments,
+        instruments=tuple(instruments),
         end_tick=end_tick,
         end_s=tempo.tick_to_seconds(end_tick),
+        recovered_notes=0 if extra is None else int(extra.tick.shape[0]),
     )

@@ -22,6 +22,7 @@ class Overlaps:
     note: I64  # index of the note
     segment: I64  # index of the segment
     amount: F64  # overlap length, in the units of the inputs
+    first: I64  # per note (not per pair): the segment its onset falls in
 
 
 def locate(points: F64, seg_starts: F64, side: Literal["left", "right"] = "right") -> I64:
@@ -49,7 +50,7 @@ def overlaps(onsets: F64, offsets: F64, seg_starts: F64, seg_end: float) -> Over
     last = np.maximum(locate(offsets, seg_starts, side="left"), first)
     crossing = last > first
     if not crossing.any():
-        return Overlaps(np.arange(onsets.shape[0], dtype=np.int64), first, offsets - onsets)
+        return Overlaps(np.arange(onsets.shape[0], dtype=np.int64), first, offsets - onsets, first)
     inside = np.flatnonzero(~crossing)
     multi = np.flatnonzero(crossing)
     span = last[multi] - first[multi] + 1
@@ -63,6 +64,7 @@ def overlaps(onsets: F64, offsets: F64, seg_starts: F64, seg_end: float) -> Over
         note=np.concatenate((inside, note)),
         segment=np.concatenate((first[inside], segment)),
         amount=np.concatenate((offsets[inside] - onsets[inside], np.maximum(hi - lo, 0.0))),
+        first=first,
     )
 
 
