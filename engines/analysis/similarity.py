@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engines.analysis.notes import ParsedMidi
-from engines.analysis.segments import locate, overlaps
+from engines.analysis.segments import overlaps
 
 F64 = NDArray[np.float64]
 BoolArr = NDArray[np.bool_]
@@ -51,10 +51,9 @@ def bar_features(p: ParsedMidi) -> BarFeatures:
     bins = np.flatnonzero(used)
     column = np.cumsum(used) - 1  # bin -> column in the compact histogram
     k = bins.shape[0]
-    pitch_hist = np.bincount(
-        ov.segment * k + column[pitch_bin[ov.note]], weights=ov.amount, minlength=n_bars * k
-    ).reshape(n_bars, k)
-    pitch_hist *= 1.0 / p.tpq
+    pitch_hist: F64 = np.bincount(
+        ov.segment * k + column[pitch_bin[ov.note]], weights=ov.amount / p.tpq, minlength=n_bars * k
+    ).astype(np.float64, copy=False).reshape(n_bars, k)
     bar = ov.first
     pos = (on - starts[bar]) * (GRID / (ends - starts))[bar]
     step = np.minimum((pos + 0.5).astype(np.int64), GRID - 1)  # nearest grid step
@@ -65,7 +64,9 @@ def bar_features(p: ParsedMidi) -> BarFeatures:
         pitch_bins=bins,
         onsets=onset_hist.astype(np.float64),
         note_count=onset_hist.sum(axis=1).astype(np.float64),
-        velocity_sum=np.bincount(bar, weights=notes.velocity, minlength=n_bars),
+        velocity_sum=np.bincount(bar, weights=notes.velocity, minlength=n_bars).astype(
+            np.float64, copy=False
+        ),
         seconds=np.maximum(seconds, 1e-6),
     )
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 from analysis_midi import (
     aba_piece,
@@ -14,7 +16,7 @@ from analysis_midi import (
     tempo_change_piece,
 )
 
-from engines.analysis import MidiMetadata, compute_metadata
+from engines.analysis import MidiMetadata, compute_metadata, parse_midi
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "midi"
 ALL_FIXTURES = sorted(FIXTURES.glob("*.mid"))
@@ -97,8 +99,8 @@ def test_fixture_metadata_is_consistent(path: Path) -> None:
     # mido's count of note-ons with velocity > 0
     midi = mido.MidiFile(file=__import__("io").BytesIO(data))
     ons = sum(1 for t in midi.tracks for msg in t if msg.type == "note_on" and msg.velocity > 0)
-    # symusic drops note-ons that never get a note-off (synthetic_drums_tempo has 12 such drum hits)
-    assert 0.9 * ons <= m.note_count <= ons
+    # every note-on is a note, including those that never get a note-off
+    assert m.note_count == ons
     assert m.duration_seconds == pytest.approx(midi.length, abs=0.5)
     for v in (m.energy.start, m.energy.peak, m.energy.end):
         assert 0.0 <= v <= 1.0
@@ -124,3 +126,61 @@ def test_synthetic_fixtures() -> None:
     assert (t0.pitch_range.lowest, t0.pitch_range.highest) == ("C-1", "G9")
     assert [t.bpm for t in t0.tempos] == [100.0, 200.0]
     assert {i.name for i in t0.instruments} == {"Flute", "String Ensemble 1"}
+
+
+def _note_ons(data: bytes) -> int:
+    midi = mido.MidiFile(file=io.BytesIO(data))
+    return sum(1 for t in midi.tracks for msg in t if msg.type == "note_on" and msg.velocity > 0)
+
+
+def test_note_ons_without_note_off_are_kept() -> None:
+    data = (FIXTURES / "synthetic_drums_tempo.mid").read_bytes()
+    assert _note_ons(data) == 181
+    p = parse_midi(data)
+    assert len(p.notes) == 181
+    assert p.recovered_notes == 12  # drum hits whose note-off is missing
+    m = compute_metadata(data)
+    assert m.note_count == 181
+    assert sum(i.note_count for i in m.instruments if i.is_drum) == 96
+    # a recovered note keeps its note-on's pitch, velocity and instrument, and lasts 250 ms
+    drums = p.notes.select(p.notes.is_drum)
+    assert np.all(drums.duration_s > 0)
+
+
+def _open_note_file(bpm: float) -> bytes:
+    """A closed C4 at beat 0 and an E4 at beat 2 whose note-off never comes."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    track = mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
+        mido.Message("program_change", program=40, time=0),
+        mido.Message("note_on", note=60, velocity=90, time=0),
+        mido.Message("note_off", note=60, velocity=0, time=480),
+        mido.Message("note_on", note=64, velocity=70, time=480),
+        mido.MetaMessage("end_of_track", time=1920),
+    ])
+    mid.tracks.append(track)
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("bpm", "ticks"), [(120.0, 240), (60.0, 120)])
+def test_open_note_gets_250_ms(bpm: float, ticks: int) -> None:
+    p = parse_midi(_open_note_file(bpm))
+    n = p.notes
+    assert p.recovered_notes == 1
+    assert n.pitch.tolist() == [60, 64]
+    assert n.onset_ticks.tolist() == [0, 960]
+    assert n.duration_ticks.tolist() == [480, ticks]
+    assert n.velocity.tolist() == [90, 70]
+    assert n.duration_s[1] == pytest.approx(0.25)
+    assert n.program.tolist() == [40, 40]
+    assert [(i.program, i.note_count) for i in p.instruments] == [(40, 2)]
+    assert p.end_tick == 960 + ticks  # the recovered note's end, not the sentinel that found it
+
+
+def test_complete_files_take_the_fast_path() -> None:
+    for data in (c_major_scale(), progression_in_g(), (FIXTURES / "bach_bwv66.6.mid").read_bytes()):
+        p = parse_midi(data)
+        assert p.recovered_notes == 0
+        assert len(p.notes) == _note_ons(data)
