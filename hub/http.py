@@ -21,7 +21,7 @@ from hub import __version__
 from hub.errors import ErrorCode, HubError
 from hub.fanout import Outbox, delivery_topics
 from hub.ids import new_id
-from hub.media import MIDI_MIMES, artifact_ref, store_artifact
+from hub.media import MIDI_MIMES, Provenance, artifact_ref, store_artifact
 from hub.protocol import (
     CLIENT_ADAPTER,
     CancelJob,
@@ -291,10 +291,12 @@ async def post_cas(request: Request) -> Response:
         data,
         mime=mime,
         kind=kind,
-        filename=q.get("filename"),
-        session_id=q.get("session"),
-        section_id=q.get("section"),
-        creator=q.get("creator", "http"),
+        origin=Provenance(
+            filename=q.get("filename"),
+            session_id=q.get("session"),
+            section_id=q.get("section"),
+            creator=q.get("creator", "http"),
+        ),
     )
     return JSONResponse(
         {"hash": artifact.hash, "size": artifact.size, "mime": artifact.mime, "artifact": artifact.id,

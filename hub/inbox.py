@@ -104,7 +104,7 @@ class Inbox:
             self._pending.pop(path, None)
 
     async def _ingest(self, path: Path) -> None:
-        from hub.media import MIDI_MIME, store_artifact
+        from hub.media import MIDI_MIME, Provenance, store_artifact
 
         if path.suffix.lower() not in MIDI_SUFFIXES:
             await self._reject(path, f"not a MIDI file name (expected {', '.join(sorted(MIDI_SUFFIXES))})")
@@ -112,7 +112,8 @@ class Inbox:
         data = await asyncio.to_thread(path.read_bytes)
         try:
             artifact = await store_artifact(
-                self.hub, data, mime=MIDI_MIME, kind="midi", filename=path.name, creator="inbox"
+                self.hub, data, mime=MIDI_MIME, kind="midi",
+                origin=Provenance(filename=path.name, creator="inbox"),
             )
         except HubError as err:
             await self._reject(path, f"{err.code.value}: {err.message}")

@@ -483,7 +483,14 @@ class JobManager:
                                                               partial_artifacts=job.outputs))
 
     async def _output(self, job: _Job, out: Output) -> None:
-        from hub.media import MIDI_MIMES, artifact_ref, file_ready, midi_metadata, record_artifact
+        from hub.media import (
+            MIDI_MIMES,
+            Provenance,
+            artifact_ref,
+            file_ready,
+            midi_metadata,
+            record_artifact,
+        )
 
         meta = dict(out.metadata)
         if out.mime in MIDI_MIMES:
@@ -494,9 +501,11 @@ class JobManager:
                 meta["metadata_error"] = err.message
         artifact = await record_artifact(
             self.hub, digest=out.digest, size=out.size, mime=out.mime, kind=out.kind,
-            filename=out.filename or f"{job.spec.task}-{job.id[-6:]}-v{out.variation_index or 0}.mid",
-            session_id=job.spec.session, section_id=job.spec.section, job_id=job.id,
-            variation_index=out.variation_index, creator=f"engine:{job.spec.engine}",
+            origin=Provenance(
+                filename=out.filename or f"{job.spec.task}-{job.id[-6:]}-v{out.variation_index or 0}.mid",
+                session_id=job.spec.session, section_id=job.spec.section, job_id=job.id,
+                variation_index=out.variation_index, creator=f"engine:{job.spec.engine}",
+            ),
             metadata=meta | ({"partial": True} if out.partial else {}), announce=False,
         )
         job.outputs.append(artifact_ref(artifact))

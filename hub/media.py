@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,52 +80,49 @@ def safe_name(name: str, *, default: str = "file") -> str:
     return base[:120] or default
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where an artifact comes from: its lineage and the name people will see."""
+
+    filename: str | None = None
+    session_id: str | None = None
+    section_id: str | None = None
+    job_id: str | None = None
+    variation_index: int | None = None
+    parent_id: str | None = None
+    creator: str | None = None
+
+
 async def store_artifact(
     hub: Hub,
     data: bytes,
     *,
     mime: str,
     kind: str,
-    filename: str | None = None,
-    session_id: str | None = None,
-    section_id: str | None = None,
-    job_id: str | None = None,
-    variation_index: int | None = None,
-    parent_id: str | None = None,
-    creator: str | None = None,
+    origin: Provenance = Provenance(),
     metadata: dict[str, Any] | None = None,
     announce: bool = True,
 ) -> Artifact:
     """Put bytes in the CAS, record the artifact, and announce it with ``file.ready``."""
+    limit = hub.config.limits.max_upload_bytes
+    if len(data) > limit:
+        raise HubError(
+            ErrorCode.payload_too_large,
+            f"{len(data)} bytes is over the {limit}-byte limit",
+            details={"size": len(data), "limit": limit},
+        )
     meta = dict(metadata or {})
     if mime in MIDI_MIMES:
         mime = MIDI_MIME
         meta.update(await asyncio.to_thread(midi_metadata, data))
-    if len(data) > hub.config.limits.max_upload_bytes:
-        raise HubError(
-            ErrorCode.payload_too_large,
-            f"{len(data)} bytes is over the {hub.config.limits.max_upload_bytes}-byte limit",
-            details={"size": len(data), "limit": hub.config.limits.max_upload_bytes},
-        )
     try:
         stored = await asyncio.to_thread(hub.cas.put, data, mime=mime)
     except CasError as err:
-        raise HubError(ErrorCode(err.code) if err.code in ErrorCode.__members__ else ErrorCode.internal_error, err.message) from err
+        code = ErrorCode.__members__.get(err.code, ErrorCode.internal_error)
+        raise HubError(code, err.message, details=dict(err.details)) from err
     return await record_artifact(
-        hub,
-        digest=stored.digest,
-        size=stored.size,
-        mime=mime,
-        kind=kind,
-        filename=filename,
-        session_id=session_id,
-        section_id=section_id,
-        job_id=job_id,
-        variation_index=variation_index,
-        parent_id=parent_id,
-        creator=creator,
-        metadata=meta,
-        announce=announce,
+        hub, digest=stored.digest, size=stored.size, mime=mime, kind=kind, origin=origin,
+        metadata=meta, announce=announce,
     )
 
 
@@ -135,30 +133,17 @@ async def record_artifact(
     size: int,
     mime: str,
     kind: str,
-    filename: str | None = None,
-    session_id: str | None = None,
-    section_id: str | None = None,
-    job_id: str | None = None,
-    variation_index: int | None = None,
-    parent_id: str | None = None,
-    creator: str | None = None,
+    origin: Provenance = Provenance(),
     metadata: dict[str, Any] | None = None,
     announce: bool = True,
 ) -> Artifact:
+    """Record bytes already in the CAS as an artifact (on the writer thread)."""
+    fields = asdict(origin)
+    fields["filename"] = safe_name(origin.filename) if origin.filename else None
     artifact = await hub.core.in_writer(
         lambda: hub.artifacts.add(
-            hash=digest,
-            mime=mime,
-            size=size,
-            kind=kind,  # type: ignore[arg-type]
-            session_id=session_id,
-            section_id=section_id,
-            job_id=job_id,
-            variation_index=variation_index,
-            parent_id=parent_id,
-            creator=creator,
-            filename=safe_name(filename) if filename else None,
-            metadata=metadata or {},
+            hash=digest, mime=mime, size=size, kind=kind,  # type: ignore[arg-type]
+            metadata=metadata or {}, **fields,
         )
     )
     if announce:
@@ -219,9 +204,7 @@ async def render_session_artifact(
         result.midi,
         mime=MIDI_MIME,
         kind="render",
-        filename=name,
-        session_id=session_id,
-        creator=creator,
+        origin=Provenance(filename=name, session_id=session_id, creator=creator),
         announce=False,
     )
     path = await export_file(hub, session_id, name, result.midi)

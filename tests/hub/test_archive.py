@@ -25,7 +25,7 @@ from hub.config import HubConfig
 from hub.errors import ErrorCode, HubError
 from hub.events import ArtifactDeleted, FileReady
 from hub.ids import new_id
-from hub.media import MIDI_MIME, store_artifact
+from hub.media import MIDI_MIME, Provenance, store_artifact
 from hub.model import Session
 from hub.protocol import (
     AddSection,
@@ -80,8 +80,7 @@ async def build_session(hub: Hub) -> str:
             (MIDI_DIR / name).read_bytes(),
             mime=MIDI_MIME,
             kind="midi",
-            filename=name,
-            session_id=sid,
+            origin=Provenance(filename=name, session_id=sid),
         )
         for name in MIDI_FILES
     ]
@@ -103,7 +102,7 @@ async def build_session(hub: Hub) -> str:
     assert t_intro
     # A session artifact that no take uses (like a render) travels too.
     await store_artifact(
-        hub, b"not midi", mime="application/octet-stream", kind="render", session_id=sid
+        hub, b"not midi", mime="application/octet-stream", kind="render", origin=Provenance(session_id=sid)
     )
     return sid
 

@@ -16,7 +16,7 @@ from hub.errors import ErrorCode, HubError
 from hub.events import ArtifactDeleted
 from hub.gc import collect_garbage, gc, gc_data_dir
 from hub.ids import new_id
-from hub.media import MIDI_MIME, store_artifact
+from hub.media import MIDI_MIME, Provenance, store_artifact
 from hub.protocol import AddSection, AddTake, CreateSession, DeleteSession, SessionCommand
 from hub.runtime import Hub
 from hub.sqlite import Database, connect, open_data_dir
@@ -161,7 +161,7 @@ async def test_deleting_a_session_then_gc_frees_its_objects(ihub: Hub) -> None:
     arts = []
     for name in names:
         art = await store_artifact(
-            ihub, (MIDI_DIR / name).read_bytes(), mime=MIDI_MIME, kind="midi", session_id=sid
+            ihub, (MIDI_DIR / name).read_bytes(), mime=MIDI_MIME, kind="midi", origin=Provenance(session_id=sid)
         )
         await run(ihub, AddTake(op_id=op(), session=sid, section=sec, artifact=art.id))
         arts.append(art)
@@ -171,7 +171,7 @@ async def test_deleting_a_session_then_gc_frees_its_objects(ihub: Hub) -> None:
     )
     other = (await run(ihub, CreateSession(op_id=op(), title="survivor")))["session"]
     other_art = await store_artifact(
-        ihub, b"kept", mime="text/plain", kind="render", session_id=str(other)
+        ihub, b"kept", mime="text/plain", kind="render", origin=Provenance(session_id=str(other))
     )
 
     # While the session lives, gc (even without grace) keeps all of its objects.
