@@ -17,7 +17,7 @@ from engines.errors import EngineError
 from hub.artifacts import Artifact
 from hub.errors import ErrorCode, HubError
 from hub.events import ArtifactRef, FileReady
-from hub.render import render_session
+from hub.render import render_section, render_session
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -194,22 +194,43 @@ async def export_file(hub: Hub, session_id: str, name: str, data: bytes) -> Path
 async def render_session_artifact(
     hub: Hub, session_id: str, sections: list[str] | None, *, creator: str | None
 ) -> dict[str, Any]:
+    """Render the arrangement into one type-1 file, plus one file per section with a chosen take.
+
+    Each becomes a ``render`` artifact, an export file a DAW can pick up, and a
+    ``file.ready`` notice. Per-section files start at bar 1 at the section's tempo.
+    """
     session = hub.session(session_id)
-    result = await asyncio.to_thread(
-        render_session, session, lambda aid: load_artifact_bytes(hub, aid), sections=sections
-    )
-    name = f"{safe_name(session.title, default='session')}-render.mid"
-    artifact = await store_artifact(
-        hub,
-        result.midi,
-        mime=MIDI_MIME,
-        kind="render",
-        origin=Provenance(filename=name, session_id=session_id, creator=creator),
-        announce=False,
-    )
-    path = await export_file(hub, session_id, name, result.midi)
-    await hub.core.record([file_ready(artifact, path)])
-    return {"artifact": artifact_ref(artifact).model_dump(mode="json"), "export_path": str(path)}
+
+    def load(aid: str) -> bytes:
+        return load_artifact_bytes(hub, aid)
+
+    title = safe_name(session.title, default="session")
+    wanted = sections if sections is not None else [s.id for s in session.sections]
+    renders: list[tuple[str, str | None, bytes]] = []
+    whole = await asyncio.to_thread(render_session, session, load, sections=sections)
+    renders.append((f"{title}-render.mid", None, whole.midi))
+    for sec in session.sections:
+        if sec.id in wanted and sec.chosen_take is not None:
+            part = await asyncio.to_thread(render_section, session, sec.id, load)
+            renders.append((f"{title}-{safe_name(sec.name, default='section')}.mid", sec.id, part.midi))
+    refs: list[dict[str, Any]] = []
+    paths: list[str] = []
+    for name, section_id, data in renders:
+        artifact = await store_artifact(
+            hub, data, mime=MIDI_MIME, kind="render",
+            origin=Provenance(filename=name, session_id=session_id, section_id=section_id, creator=creator),
+            announce=False,
+        )
+        path = await export_file(hub, session_id, name, data)
+        await hub.core.record([file_ready(artifact, path)])
+        refs.append(artifact_ref(artifact).model_dump(mode="json") | {"section": section_id})
+        paths.append(str(path))
+    return {
+        "artifact": refs[0],
+        "export_path": paths[0],
+        "sections": refs[1:],
+        "summary": whole.summary(),
+    }
 
 
 async def analyze_artifact(hub: Hub, artifact_id: str, analyses: list[str]) -> dict[str, Any]:

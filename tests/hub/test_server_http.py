@@ -80,3 +80,37 @@ def test_sse_stream_and_last_event_id_resume(api: httpx.Client) -> None:
     resumed = _sse_events(api, {"topics": f"session:{sid}"}, {"last-event-id": first[1]["id"]}, 2)
     assert [r["id"] for r in resumed] == [first[2]["id"], first[3]["id"]]
     assert all(orjson.loads(r["data"])["replayed"] for r in resumed)
+
+
+def test_render_writes_whole_and_per_section_files(api: httpx.Client, hub: HubProcess) -> None:
+    import io
+    from pathlib import Path
+
+    import mido
+
+    midi_dir = Path(__file__).resolve().parents[1] / "fixtures" / "midi"
+    sid = api.post("/sessions", json={"title": "Render me", "tempo": 100}).json()["id"]
+    sections = []
+    for name, bars in (("intro", 2), ("verse", 4)):
+        ack = api.post(f"/sessions/{sid}/commands", json={"type": "section.add", "name": name, "bars": bars}).json()
+        sections.append(ack["result"]["section"])
+    for sec, fixture in zip(sections, ("oneills1850_tune.mid", "mozart_k545_mv1.mid"), strict=True):
+        up = api.post("/cas", content=(midi_dir / fixture).read_bytes(),
+                      headers={"content-type": "audio/midi"}, params={"session": sid, "filename": fixture}).json()
+        take = api.post(f"/sessions/{sid}/commands",
+                        json={"type": "take.add", "section": sec, "artifact": up["artifact"]}).json()["result"]["take"]
+        api.post(f"/sessions/{sid}/commands", json={"type": "take.choose", "section": sec, "take": take})
+    out = api.post(f"/sessions/{sid}/render", json={})
+    assert out.status_code == 201
+    body = out.json()
+    whole = mido.MidiFile(file=io.BytesIO(api.get(body["artifact"]["url"]).content))
+    assert whole.type == 1
+    assert [s["section"] for s in body["sections"]] == sections
+    for ref in body["sections"]:
+        part = mido.MidiFile(file=io.BytesIO(api.get(ref["url"]).content))
+        assert any(m.type == "note_on" and m.velocity > 0 for t in part.tracks for m in t)
+    exports = sorted(p.name for p in (hub.data / "exports" / sid).glob("*.mid"))
+    # Choosing a take exported it; rendering adds the whole piece and one file per section.
+    assert exports == ["Render-me-intro.mid", "Render-me-render.mid", "Render-me-verse.mid",
+                       "intro-take1.mid", "verse-take1.mid"]
+    assert Path(body["export_path"]).read_bytes() == api.get(body["artifact"]["url"]).content
