@@ -16,22 +16,28 @@ DENSITY_KNEE = 8.0  # notes/s at which the density half of energy reaches 0.5
 def polyphony(onset_ticks: I64, duration_ticks: I64) -> tuple[float, int]:
     """(time-weighted mean while anything sounds, max) of simultaneously sounding notes.
 
-    Onsets must be sorted.  Mean = total note time / length of the union of the notes (a running
-    max of offsets merges overlapping notes); max = notes started minus notes ended, at each onset.
-    A note ending where the next begins (legato) does not count as an overlap.
+    Any note order.  The count of sounding notes at a time depends only on the sorted onsets and
+    the sorted offsets, not on which offset belongs to which onset, so both are sorted on their own
+    (no argsort, no gathers): pairing the i-th onset with the i-th offset gives intervals with the
+    same count everywhere, hence the same union.  Their offsets are sorted, so the union is the sum
+    of each interval's part past the previous offset.  Mean = total note time / union length;
+    max = notes started minus notes ended, at each onset.  A note ending where the next begins
+    (legato) does not count as an overlap.
     """
     if onset_ticks.shape[0] == 0:
         return 0.0, 0
-    on = onset_ticks
-    off = on + np.maximum(duration_ticks, 1)
-    reach = np.maximum.accumulate(off)
-    before = np.concatenate((on[:1], reach[:-1]))
-    union = float(np.maximum(reach - np.maximum(on, before), 0).sum())
+    off = onset_ticks + np.maximum(duration_ticks, 1)
+    total = float((off - onset_ticks).sum())
+    # Tracks arrive time-sorted, so the stable sort (timsort for int64) only merges runs.
+    on = np.sort(onset_ticks, kind="stable")
+    off = np.sort(off, kind="stable")
+    before = np.concatenate((on[:1], off[:-1]))
+    union = float(np.maximum(off - np.maximum(on, before), 0).sum())
     # The count peaks at an onset, after all notes starting there: only the last note of each run
     # of equal onsets needs a look (notes started = its index + 1; no search over all onsets).
     last = np.flatnonzero(np.append(on[1:] != on[:-1], True))
-    ended = np.searchsorted(np.sort(off), on[last], side="right")
-    return float((off - on).sum()) / union, int((last + 1 - ended).max())
+    ended = np.searchsorted(off, on[last], side="right")
+    return total / union, int((last + 1 - ended).max())
 
 
 def energy_curve(f: BarFeatures) -> F64:

@@ -71,7 +71,8 @@ class TempoMap:
 
 @dataclass(frozen=True)
 class NoteArrays:
-    """One row per note, sorted by onset tick (then instrument index).
+    """One row per note, sorted by onset tick (then instrument index), unless parsed with
+    ``parse_midi(..., sort_notes=False)`` (then grouped by track).
 
     Ticks are stored; seconds and beats are derived on first use (cached), because the hot
     metadata path needs neither.
@@ -262,16 +263,29 @@ def validate_container(data: bytes) -> list[tuple[int, int]]:
     return spans
 
 
-def _sentinel_block() -> bytes:
-    events = [
-        (bytes((0x80 | ch,)) if pitch == 0 else b"") + bytes((pitch, 0))  # running status per channel
-        for ch in range(16)
-        for pitch in range(128)
-    ]
-    return b"\xff\xff\xff\x7f" + b"\x00".join(events)  # first delta: _SENTINEL_DELTA
+def _channel_sentinels(channel: int) -> bytes:
+    """Note-offs for all 128 pitches of one channel, zero deltas between them (running status)."""
+    return b"\x00".join(
+        (bytes((0x80 | channel,)) if pitch == 0 else b"") + bytes((pitch, 0)) for pitch in range(128)
+    )
 
 
-_SENTINEL_BLOCK = _sentinel_block()
+_CHANNEL_SENTINELS = tuple(_channel_sentinels(ch) for ch in range(16))
+_NOTE_ON_STATUS = tuple(bytes((0x90 | ch,)) for ch in range(16))
+_SENTINEL_START = b"\xff\xff\xff\x7f"  # first delta: _SENTINEL_DELTA
+
+
+def _sentinel_block(data: bytes, start: int, end: int) -> bytes:
+    """Sentinel note-offs for the channels a track may play notes on, b"" if none.
+
+    A note-on on channel c needs a 0x9c status byte somewhere in its track (running status only
+    repeats one), so the channels whose status byte occurs are a superset of those with note-ons;
+    the byte search (memchr) costs far less than parsing 16 x 128 sentinels per track.
+    """
+    channels = [ch for ch in range(16) if data.find(_NOTE_ON_STATUS[ch], start, end) >= 0]
+    if not channels:
+        return b""
+    return _SENTINEL_START + b"\x00".join(_CHANNEL_SENTINELS[ch] for ch in channels)
 
 
 def _with_sentinels(data: bytes, spans: list[tuple[int, int]]) -> bytes:
@@ -283,8 +297,11 @@ def _with_sentinels(data: bytes, spans: list[tuple[int, int]]) -> bytes:
     parts: list[bytes] = []
     done = 0
     for start, end in spans:
+        block = _sentinel_block(data, start, end)
+        if not block:
+            continue  # no note-on can be in this track: nothing to recover
         body_end = end - 3 if data[end - 3 : end] == _EOT else end
-        added = _SENTINEL_BLOCK + b"\x00" + _EOT
+        added = block + b"\x00" + _EOT
         if body_end != end:
             added = _NOOP_META + added
         parts += (data[done : start - 4], struct.pack(">I", end - start + len(added) - (end - body_end)),
@@ -431,7 +448,8 @@ def _track_of(score_tracks: list[tuple[str, int, bool]], name: str, program: int
 
 
 def _note_arrays(
-    score: ScoreTick, parts: NoteParts, tempo: TempoMap, extra: _Unmatched | None
+    score: ScoreTick, parts: NoteParts, tempo: TempoMap, extra: _Unmatched | None,
+    sort_notes: bool = True,
 ) -> tuple[NoteArrays, list[InstrumentTrack]]:
     tracks = list(score.tracks)  # each access to score.tracks builds new wrappers
     counts = [int(p["pitch"].shape[0]) for p in parts]
@@ -475,7 +493,7 @@ def _note_arrays(
         track_idx = np.concatenate(track_parts)
     else:
         onset = dur = pitch = vel = track_idx = np.zeros(0, dtype=np.int64)
-    if len(parts) > 1 or extra is not None:
+    if sort_notes and (len(parts) > 1 or extra is not None):
         # Tracks come time-sorted, so a stable sort merges runs (fast) and keeps track order on ties.
         order = np.argsort(onset, kind="stable")
         onset, dur, pitch, vel, track_idx = (a[order] for a in (onset, dur, pitch, vel, track_idx))
@@ -492,12 +510,17 @@ def _note_arrays(
     return notes, instruments
 
 
-def parse_midi(data: bytes) -> ParsedMidi:
-    """Parse Standard MIDI File bytes; raises ``AnalysisError`` (code ``invalid_midi``) if unreadable."""
+def parse_midi(data: bytes, *, sort_notes: bool = True) -> ParsedMidi:
+    """Parse Standard MIDI File bytes; raises ``AnalysisError`` (code ``invalid_midi``) if unreadable.
+
+    ``sort_notes=False`` leaves the notes grouped by track (each track time-sorted) instead of
+    sorted by onset: for callers whose statistics ignore note order (``compute_metadata``), it
+    saves the argsort and its gathers.
+    """
     score, parts, extra = _load_score(bytes(data))
     tpq = int(score.tpq)
     tempo = _tempo_map(score, tpq)
-    notes, instruments = _note_arrays(score, parts, tempo, extra)
+    notes, instruments = _note_arrays(score, parts, tempo, extra, sort_notes)
     note_end = int((notes.onset_ticks + notes.duration_ticks).max()) if len(notes) else 0
     end_tick = max(int(score.end()), note_end)
     sigs, bar_starts = _bar_grid(score, tpq, end_tick, tempo)
