@@ -29,6 +29,7 @@ from engines.amt import codec, tokenize
 from engines.amt.data.arrays import DATA_DIR, TOKENS_FILE, load_tokens, to_array
 from engines.amt.train.config import LossConfig, ModelConfig, OptimConfig
 from engines.amt.train.dataset import instruments_in
+from engines.amt.train.memory import keep_freed_memory
 from engines.amt.train.model import build_model, compute_loss
 from engines.amt.train.optim import make_optimizer
 from engines.amt.train.slots import SlotTables
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=Path, help="tokens.npz (default: the committed one)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as tutti train does
     data, source = sequences(args.tokens)
     variants = {
         "full": LossConfig(mode="full"),

@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate_cli.add_arguments(gen)
     gen.set_defaults(func=generate_cli.run)
 
+    from engines.amt.train import cli as train_cli
+
+    tr = sub.add_parser("train", help="train the small AMT model on the committed corpus (resumable)")
+    train_cli.add_arguments(tr)
+    tr.set_defaults(func=train_cli.run)
+
     t = sub.add_parser("tokens", help="print a MIDI file's AMT arrival-time events as JSON")
     t.add_argument("file", type=Path)
     t.set_defaults(func=_tokens)
