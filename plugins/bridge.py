@@ -96,6 +96,7 @@ class Bridge:
                                   topics=topics, backoff=Backoff(base=0.25, cap=10.0))
         self.session: str | None = args.session
         self.mirrored: list[Path] = []
+        self.open_jobs: set[str] = set()  # jobs whose files we mirrored and that have not ended
         self.done = asyncio.Event()
 
     async def run(self) -> int:
@@ -162,7 +163,7 @@ class Bridge:
 
     # --- files ---------------------------------------------------------------------------
 
-    async def _mirror(self, ev: FileReady) -> None:
+    async def _mirror(self, ev: FileReady, *, live: bool = True) -> None:
         if not wanted(ev):
             return
         name, replace = mirror_name(ev)
@@ -173,8 +174,19 @@ class Bridge:
             return
         self.mirrored.append(path)
         self.report.line(f"ready: {path.name} ({ev.size} bytes)")
-        if self.args.max_files is not None and len(self.mirrored) >= self.args.max_files:
+        if live and ev.job is not None:
+            self.open_jobs.add(ev.job)
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        """With --max-files, stop once enough files are mirrored and their jobs have ended."""
+        if self.args.max_files is not None and len(self.mirrored) >= self.args.max_files and not self.open_jobs:
             self.done.set()
+
+    def _job_ended(self, job: str, text: str) -> None:
+        self.report.job_done(job, text)
+        self.open_jobs.discard(job)
+        self._maybe_finish()
 
     async def _mirror_existing(self) -> None:
         resp = await self.client.http.get("/artifacts", params={"session": self.session, "limit": 1000})
@@ -185,7 +197,8 @@ class Bridge:
             ev = FileReady(artifact=a["id"], hash=a["hash"], url=a["url"], mime=a["mime"], size=a["size"],
                            filename=a.get("filename"), kind=a.get("kind", "midi"), session=self.session,
                            job=a.get("job"), metadata=a.get("metadata") or {})
-            await self._mirror(ev)
+            # Earlier files belong to jobs that may have ended long ago: don't wait for them.
+            await self._mirror(ev, live=False)
 
     async def _upload(self) -> None:
         if self.args.section is None or self.session is None:
@@ -206,11 +219,11 @@ class Bridge:
                 elif isinstance(ev, JobQueued):
                     self.report.line(f"job {ev.job}: queued ({ev.engine}/{ev.task})")
                 elif isinstance(ev, JobCompleted):
-                    self.report.job_done(ev.job, f"completed, {len(ev.artifacts)} file(s)")
+                    self._job_ended(ev.job, f"completed, {len(ev.artifacts)} file(s)")
                 elif isinstance(ev, JobFailed):
-                    self.report.job_done(ev.job, f"failed: {ev.code}: {ev.message}")
+                    self._job_ended(ev.job, f"failed: {ev.code}: {ev.message}")
                 elif isinstance(ev, JobCancelled):
-                    self.report.job_done(ev.job, "cancelled")
+                    self._job_ended(ev.job, "cancelled")
             elif isinstance(item, JobProgress):
                 self.report.progress(item)
             elif isinstance(item, Connected):
