@@ -19,19 +19,16 @@ from cas.digest import is_valid_digest
 from cas.errors import CasError
 from hub import __version__
 from hub.errors import ErrorCode, HubError
-from hub.fanout import Outbox, delivery_topics
 from hub.ids import new_id
 from hub.media import MIDI_MIMES, Provenance, artifact_ref, store_artifact
 from hub.protocol import (
     CLIENT_ADAPTER,
     CancelJob,
     CreateSession,
-    EventMessage,
     JobSpec,
     ResumePoint,
     SessionCommand,
     SubmitJob,
-    encode,
 )
 from hub.runtime import Hub
 from hub.state import summaries
@@ -366,5 +363,3 @@ async def events_sse(request: Request) -> Response:
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
-
-_ = (Outbox, delivery_topics, EventMessage, encode)  # re-exported names used by the SSE docs

@@ -10,7 +10,6 @@ import hmac
 import logging
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -562,9 +561,3 @@ class Hub:
             await self.core.record([file_ready(artifact, path)])
         except HubError as err:
             log.warning("export of take %s failed: %s", take_id, err.message)
-
-    def snapshot_bytes(self) -> bytes:
-        return encode_state(self.core.state)
-
-    def _unused(self) -> None:  # keep `replace` imported for future timeline tweaks
-        _ = replace
