@@ -116,7 +116,7 @@ def add_take(hub: Hub, sid: str, sec: str, artifact: str) -> str:
     return str(hub.run(cmd(AddTake, session=sid, section=sec, artifact=artifact)).result["take"])
 
 
-def refused(hub: Hub, c: SessionCommand, code: ErrorCode, **kw: Any) -> HubError:
+def expect_refused(hub: Hub, c: SessionCommand, code: ErrorCode, **kw: Any) -> HubError:
     before = hub.state
     with pytest.raises(HubError) as info:
         hub.run(c, **kw)
@@ -284,7 +284,7 @@ def test_delete_session(hub: Hub, sid: str) -> None:
     d = hub.run(cmd(DeleteSession, session=sid))
     assert d.events == [SessionDeleted(session=sid)] and d.result == {"session": sid}
     assert sid not in hub.state.sessions
-    refused(hub, cmd(Undo, session=sid), ErrorCode.unknown_session)
+    expect_refused(hub, cmd(Undo, session=sid), ErrorCode.unknown_session)
 
 
 # --- refusals -------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_unknown_session_for_every_session_command(hub: Hub) -> None:
         cmd(Undo, session="nope"),
         cmd(Redo, session="nope"),
     ]:
-        err = refused(hub, c, ErrorCode.unknown_session)
+        err = expect_refused(hub, c, ErrorCode.unknown_session)
         assert err.details == {"session": "nope"}
 
 
@@ -315,10 +315,10 @@ def test_unknown_section_and_take(hub: Hub, sid: str) -> None:
         cmd(AddTake, session=sid, section="nope", artifact="a"),
         cmd(ChooseTake, session=sid, section="nope", take=None),
     ]:
-        refused(hub, c, ErrorCode.unknown_section)
+        expect_refused(hub, c, ErrorCode.unknown_section)
     sec = add_section(hub, sid)
     for cls in (RemoveTake, ApproveTake, RejectTake, ChooseTake):
-        refused(hub, cmd(cls, session=sid, section=sec, take="nope"), ErrorCode.unknown_take)
+        expect_refused(hub, cmd(cls, session=sid, section=sec, take="nope"), ErrorCode.unknown_take)
 
 
 def test_locked_section_refuses_changes_but_unlocks_and_moves(hub: Hub, sid: str) -> None:
@@ -337,7 +337,7 @@ def test_locked_section_refuses_changes_but_unlocks_and_moves(hub: Hub, sid: str
         cmd(RejectTake, session=sid, section=sec, take=t),
         cmd(ChooseTake, session=sid, section=sec, take=t),
     ]:
-        err = refused(hub, c, ErrorCode.section_locked)
+        err = expect_refused(hub, c, ErrorCode.section_locked)
         assert err.details["section"] == sec and err.suggestions
     assert hub.run(
         cmd(MoveSection, session=sid, section=sec, index=1)
@@ -354,11 +354,11 @@ def test_locked_section_refuses_changes_but_unlocks_and_moves(hub: Hub, sid: str
 def test_invalid_indexes(hub: Hub, sid: str) -> None:
     a = add_section(hub, sid)
     add_section(hub, sid)
-    err = refused(
+    err = expect_refused(
         hub, cmd(MoveSection, session=sid, section=a, index=2), ErrorCode.validation_failed
     )
     assert err.details["errors"][0]["loc"] == ["index"]
-    refused(hub, cmd(AddSection, session=sid, name="x", index=3), ErrorCode.validation_failed)
+    expect_refused(hub, cmd(AddSection, session=sid, name="x", index=3), ErrorCode.validation_failed)
     assert hub.run(cmd(AddSection, session=sid, name="x", index=2)).events  # appending is fine
 
 
@@ -366,13 +366,13 @@ def test_take_conflicts_and_unknown_artifacts(hub: Hub, sid: str) -> None:
     sec = add_section(hub, sid)
     other = add_section(hub, sid)
     t = add_take(hub, sid, sec, "art_1")
-    err = refused(hub, cmd(AddTake, session=sid, section=sec, artifact="art_1"), ErrorCode.conflict)
+    err = expect_refused(hub, cmd(AddTake, session=sid, section=sec, artifact="art_1"), ErrorCode.conflict)
     assert err.details == {"take": t, "artifact": "art_1"}
     assert hub.run(
         cmd(AddTake, session=sid, section=other, artifact="art_1")
     ).events  # another section
     known = {"art_1", "art_2"}
-    refused(
+    expect_refused(
         hub,
         cmd(AddTake, session=sid, section=sec, artifact="art_9"),
         ErrorCode.unknown_artifact,
@@ -384,12 +384,12 @@ def test_take_conflicts_and_unknown_artifacts(hub: Hub, sid: str) -> None:
 
 
 def test_nothing_to_undo_or_redo(hub: Hub, sid: str) -> None:
-    refused(hub, cmd(Undo, session=sid), ErrorCode.nothing_to_undo)  # creation is not undoable
-    refused(hub, cmd(Redo, session=sid), ErrorCode.nothing_to_redo)
+    expect_refused(hub, cmd(Undo, session=sid), ErrorCode.nothing_to_undo)  # creation is not undoable
+    expect_refused(hub, cmd(Redo, session=sid), ErrorCode.nothing_to_redo)
     hub.run(cmd(SetTempo, session=sid, bpm=90))
-    refused(hub, cmd(Redo, session=sid), ErrorCode.nothing_to_redo)
+    expect_refused(hub, cmd(Redo, session=sid), ErrorCode.nothing_to_redo)
     hub.run(cmd(Undo, session=sid))
-    refused(hub, cmd(Undo, session=sid), ErrorCode.nothing_to_undo)
+    expect_refused(hub, cmd(Undo, session=sid), ErrorCode.nothing_to_undo)
 
 
 # --- undo decisions and inverses -----------------------------------------------------------

@@ -208,7 +208,7 @@ def test_rows_of_an_older_schema_are_upcast(tmp_path: Path) -> None:
     """A hand-made version-0 shape ('name' instead of 'title') read through a test upcaster."""
     calls: list[int] = []
 
-    def test_upcast(version: int, data: dict[str, Any]) -> dict[str, Any]:
+    def upcast_v0(version: int, data: dict[str, Any]) -> dict[str, Any]:
         calls.append(version)
         if version == 0 and data["type"] == "session.created":
             data = {k: v for k, v in data.items() if k != "name"} | {"title": data["name"]}
@@ -223,7 +223,7 @@ def test_rows_of_an_older_schema_are_upcast(tmp_path: Path) -> None:
         SCHEMA_VERSION,
         {"type": "session.tempo_set", "session": "old", "bpm": 90.0, "old_bpm": 120.0},
     )
-    log = SqliteEventLog(db, upcaster=test_upcast)
+    log = SqliteEventLog(db, upcaster=upcast_v0)
     envs = log.read(0)
     assert calls == [0]  # current-version rows need no migration
     assert envs[0].event == SessionCreated(session="old", title="Old song")
