@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from serverkit import REPO, HubProcess
+
+from hub.config import HubConfig
+from hub.runtime import Hub
 
 # The server imports the slow test engine as ``tests.engines.slow_engine``; tests do too.
 if str(REPO) not in sys.path:
@@ -45,3 +48,14 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
         proc.stop()
 
 
+
+
+@pytest.fixture
+async def ihub(tmp_path: Path) -> AsyncIterator[Hub]:
+    """An in-process hub (real stores and engine workers, no server, no inbox watcher)."""
+    hub = Hub(HubConfig(data=tmp_path / "data", watch_inbox=False))
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()

@@ -26,6 +26,9 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from hub.protocol import SessionCommand
+from hub.runtime import Hub as InProcessHub
+
 REPO = Path(__file__).resolve().parents[2]
 SLOW_ENGINE = "slow=tests.engines.slow_engine:SlowEngine"
 # The engines the tests use; others (a model engine still loading) need not be ready.
@@ -397,3 +400,9 @@ async def clock_offset(client: WsClient, samples: int = 15) -> tuple[float, floa
     best = offsets[: max(3, samples // 3)]
     best_offsets = sorted(o for _, o in best)
     return best_offsets[len(best_offsets) // 2], offsets[len(offsets) // 2][0]
+
+
+async def run_command(hub: InProcessHub, command: SessionCommand) -> dict[str, Any]:
+    """Execute a session command on an in-process hub; the ack's result."""
+    ack = await hub.core.execute(command, op_id=None, client=None)
+    return ack.result

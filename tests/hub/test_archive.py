@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from serverkit import op
+from serverkit import run_command as run
 
 from hub.archive import (
     ARTIFACTS,
@@ -21,10 +23,8 @@ from hub.archive import (
     parse_archive,
 )
 from hub.artifacts import Artifact
-from hub.config import HubConfig
 from hub.errors import ErrorCode, HubError
 from hub.events import ArtifactDeleted, FileReady
-from hub.ids import new_id
 from hub.media import MIDI_MIME, Provenance, store_artifact
 from hub.model import Session
 from hub.protocol import (
@@ -35,32 +35,12 @@ from hub.protocol import (
     DeleteSession,
     LockSection,
     RejectTake,
-    SessionCommand,
     SetKey,
 )
 from hub.runtime import Hub
 
 MIDI_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "midi"
 MIDI_FILES = ("bach_bwv66.6.mid", "corelli_op3no1_mv1.mid", "haydn_op74no1_mv1.mid")
-
-
-@pytest.fixture
-async def ihub(tmp_path: Path) -> AsyncIterator[Hub]:
-    hub = Hub(HubConfig(data=tmp_path / "data", watch_inbox=False))
-    await hub.start()
-    try:
-        yield hub
-    finally:
-        await hub.stop()
-
-
-async def run(hub: Hub, command: SessionCommand) -> dict[str, Any]:
-    ack = await hub.core.execute(command, op_id=None, client=None)
-    return ack.result
-
-
-def op() -> str:
-    return new_id("op_")
 
 
 async def build_session(hub: Hub) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from decidekit import DecideHarness
 
-from hub.decide import Decision, decide, inverse, rebase
+from hub.decide import decide, inverse, rebase
 from hub.errors import ErrorCode, HubError
 from hub.events import (
     Envelope,
@@ -54,41 +55,9 @@ from hub.protocol import (
     SetTempo,
     Undo,
 )
-from hub.state import EMPTY, HubState, reduce
+from hub.state import reduce
 
-
-class Hub:
-    """decide + reduce with deterministic ids, the way the core runs them."""
-
-    def __init__(self) -> None:
-        self.state: HubState = EMPTY
-        self.envs: list[Envelope] = []
-        self.n = 0
-
-    def ids(self, prefix: str) -> str:
-        self.n += 1
-        return f"{prefix}{self.n}"
-
-    def run(self, cmd: SessionCommand, **kw: Any) -> Decision:
-        d = decide(self.state, cmd, now=42.0, ids=self.ids, **kw)
-        for ev in d.events:
-            env = Envelope(
-                epoch="ep",
-                offset=len(self.envs) + 1,
-                ts=42.0,
-                topic=topic_of(ev),
-                cause=d.cause,
-                group=d.group,
-                event=ev,
-            )
-            self.envs.append(env)
-            self.state = reduce(self.state, env)
-        return d
-
-    def session(self, sid: str) -> Session:
-        s = self.state.sessions.get(sid)
-        assert s is not None
-        return s
+Hub = DecideHarness
 
 
 OP = {"op_id": "op"}
@@ -100,26 +69,26 @@ def cmd(cls: type[SessionCommand], **kw: Any) -> SessionCommand:
 
 @pytest.fixture
 def hub() -> Hub:
-    return Hub()
+    return DecideHarness()
 
 
 @pytest.fixture
 def sid(hub: Hub) -> str:
-    return str(hub.run(cmd(CreateSession, title="Song", tempo=100, key="C")).result["session"])
+    return str(hub.apply(cmd(CreateSession, title="Song", tempo=100, key="C")).result["session"])
 
 
 def add_section(hub: Hub, sid: str, name: str = "verse", **kw: Any) -> str:
-    return str(hub.run(cmd(AddSection, session=sid, name=name, **kw)).result["section"])
+    return str(hub.apply(cmd(AddSection, session=sid, name=name, **kw)).result["section"])
 
 
 def add_take(hub: Hub, sid: str, sec: str, artifact: str) -> str:
-    return str(hub.run(cmd(AddTake, session=sid, section=sec, artifact=artifact)).result["take"])
+    return str(hub.apply(cmd(AddTake, session=sid, section=sec, artifact=artifact)).result["take"])
 
 
 def expect_refused(hub: Hub, c: SessionCommand, code: ErrorCode, **kw: Any) -> HubError:
     before = hub.state
     with pytest.raises(HubError) as info:
-        hub.run(c, **kw)
+        hub.apply(c, **kw)
     assert info.value.code == code, info.value
     assert hub.state is before
     return info.value
@@ -129,7 +98,7 @@ def expect_refused(hub: Hub, c: SessionCommand, code: ErrorCode, **kw: Any) -> H
 
 
 def test_create_session(hub: Hub) -> None:
-    d = hub.run(cmd(CreateSession, title="Song", tempo=90, meter={"numerator": 3}, key="Am"))
+    d = hub.apply(cmd(CreateSession, title="Song", tempo=90, meter={"numerator": 3}, key="Am"))
     assert d.result == {"session": "ses_1"} and d.cause == "do" and d.group == "grp_2"
     assert d.events == [
         SessionCreated(
@@ -146,17 +115,17 @@ def test_create_session(hub: Hub) -> None:
 
 
 def test_session_level_commands(hub: Hub, sid: str) -> None:
-    assert hub.run(cmd(RenameSession, session=sid, title="B")).events == [
+    assert hub.apply(cmd(RenameSession, session=sid, title="B")).events == [
         SessionRenamed(session=sid, title="B", old_title="Song")
     ]
-    assert hub.run(cmd(SetTempo, session=sid, bpm=80)).events == [
+    assert hub.apply(cmd(SetTempo, session=sid, bpm=80)).events == [
         TempoSet(session=sid, bpm=80, old_bpm=100)
     ]
     m = Meter(numerator=7, denominator=8)
-    assert hub.run(cmd(SetMeter, session=sid, meter=m)).events == [
+    assert hub.apply(cmd(SetMeter, session=sid, meter=m)).events == [
         MeterSet(session=sid, meter=m, old_meter=Meter())
     ]
-    assert hub.run(cmd(SetKey, session=sid, key=None)).events == [
+    assert hub.apply(cmd(SetKey, session=sid, key=None)).events == [
         KeySet(session=sid, key=None, old_key="C")
     ]
     s = hub.session(sid)
@@ -166,7 +135,7 @@ def test_session_level_commands(hub: Hub, sid: str) -> None:
 def test_unchanged_commands_ack_without_events(hub: Hub, sid: str) -> None:
     sec = add_section(hub, sid, bars=8)
     t = add_take(hub, sid, sec, "art_a")
-    hub.run(cmd(ChooseTake, session=sid, section=sec, take=t))
+    hub.apply(cmd(ChooseTake, session=sid, section=sec, take=t))
     before = hub.state
     for c in [
         cmd(RenameSession, session=sid, title="Song"),
@@ -181,14 +150,14 @@ def test_unchanged_commands_ack_without_events(hub: Hub, sid: str) -> None:
         cmd(ApproveTake, session=sid, section=sec, take=t),
         cmd(ChooseTake, session=sid, section=sec, take=t),
     ]:
-        d = hub.run(c)
+        d = hub.apply(c)
         assert d.events == [] and d.group is None, c.type
     assert hub.state is before
 
 
 def test_add_section_positions(hub: Hub, sid: str) -> None:
     a = add_section(hub, sid, "verse", bars=4)
-    d = hub.run(cmd(AddSection, session=sid, name="intro", bars=2, index=0, tempo=90, key="G"))
+    d = hub.apply(cmd(AddSection, session=sid, name="intro", bars=2, index=0, tempo=90, key="G"))
     b = d.result["section"]
     assert d.events == [
         SectionAdded(
@@ -202,24 +171,24 @@ def test_add_section_positions(hub: Hub, sid: str) -> None:
 
 def test_section_commands(hub: Hub, sid: str) -> None:
     a, b = add_section(hub, sid, "a"), add_section(hub, sid, "b")
-    assert hub.run(cmd(MoveSection, session=sid, section=a, index=1)).events == [
+    assert hub.apply(cmd(MoveSection, session=sid, section=a, index=1)).events == [
         SectionMoved(session=sid, section=a, index=1, old_index=0)
     ]
     assert [x.id for x in hub.session(sid).sections] == [b, a]
-    assert hub.run(cmd(RenameSection, session=sid, section=a, name="hook")).events == [
+    assert hub.apply(cmd(RenameSection, session=sid, section=a, name="hook")).events == [
         SectionRenamed(session=sid, section=a, name="hook", old_name="a")
     ]
-    assert hub.run(cmd(ResizeSection, session=sid, section=a, bars=3)).events == [
+    assert hub.apply(cmd(ResizeSection, session=sid, section=a, bars=3)).events == [
         SectionResized(session=sid, section=a, bars=3, old_bars=8)
     ]
-    assert hub.run(cmd(SetSectionProps, session=sid, section=a, tempo=140, key="E")).events == [
+    assert hub.apply(cmd(SetSectionProps, session=sid, section=a, tempo=140, key="E")).events == [
         SectionPropsSet(session=sid, section=a, tempo=140, key="E", old_tempo=None, old_key=None)
     ]
-    assert hub.run(cmd(LockSection, session=sid, section=a)).events == [
+    assert hub.apply(cmd(LockSection, session=sid, section=a)).events == [
         SectionLocked(session=sid, section=a, locked=True)
     ]
     sec_b = hub.session(sid).section(b)
-    assert hub.run(cmd(RemoveSection, session=sid, section=b)).events == [
+    assert hub.apply(cmd(RemoveSection, session=sid, section=b)).events == [
         SectionRemoved(session=sid, section=sec_b, index=0)
     ]
     only = hub.session(sid).sections
@@ -240,36 +209,36 @@ def test_section_commands(hub: Hub, sid: str) -> None:
 
 def test_take_commands(hub: Hub, sid: str) -> None:
     sec = add_section(hub, sid)
-    d = hub.run(cmd(AddTake, session=sid, section=sec, artifact="art_1", label="v1"))
+    d = hub.apply(cmd(AddTake, session=sid, section=sec, artifact="art_1", label="v1"))
     t1 = d.result["take"]
     assert d.events == [
         TakeAdded(session=sid, section=sec, take=Take(id=t1, artifact_id="art_1", label="v1"))
     ]
     t2 = add_take(hub, sid, sec, "art_2")
-    assert hub.run(cmd(ApproveTake, session=sid, section=sec, take=t2)).events == [
+    assert hub.apply(cmd(ApproveTake, session=sid, section=sec, take=t2)).events == [
         TakeStatusSet(session=sid, section=sec, take=t2, status="approved", old_status="pending")
     ]
     # choosing a pending take approves it, so the chosen take is always approved
-    assert hub.run(cmd(ChooseTake, session=sid, section=sec, take=t1)).events == [
+    assert hub.apply(cmd(ChooseTake, session=sid, section=sec, take=t1)).events == [
         TakeStatusSet(session=sid, section=sec, take=t1, status="approved", old_status="pending"),
         TakeChosen(session=sid, section=sec, take=t1, old_take=None),
     ]
-    assert hub.run(cmd(ChooseTake, session=sid, section=sec, take=t2)).events == [
+    assert hub.apply(cmd(ChooseTake, session=sid, section=sec, take=t2)).events == [
         TakeChosen(session=sid, section=sec, take=t2, old_take=t1)
     ]
     # rejecting the chosen take clears the choice first
-    assert hub.run(cmd(RejectTake, session=sid, section=sec, take=t2)).events == [
+    assert hub.apply(cmd(RejectTake, session=sid, section=sec, take=t2)).events == [
         TakeChosen(session=sid, section=sec, take=None, old_take=t2),
         TakeStatusSet(session=sid, section=sec, take=t2, status="rejected", old_status="approved"),
     ]
-    hub.run(cmd(ChooseTake, session=sid, section=sec, take=t1))
-    assert hub.run(cmd(ChooseTake, session=sid, section=sec, take=None)).events == [
+    hub.apply(cmd(ChooseTake, session=sid, section=sec, take=t1))
+    assert hub.apply(cmd(ChooseTake, session=sid, section=sec, take=None)).events == [
         TakeChosen(session=sid, section=sec, take=None, old_take=t1)
     ]
-    hub.run(cmd(ChooseTake, session=sid, section=sec, take=t1))
+    hub.apply(cmd(ChooseTake, session=sid, section=sec, take=t1))
     take1 = hub.session(sid).sections[0].take(t1)
     assert take1 is not None
-    assert hub.run(cmd(RemoveTake, session=sid, section=sec, take=t1)).events == [
+    assert hub.apply(cmd(RemoveTake, session=sid, section=sec, take=t1)).events == [
         TakeRemoved(session=sid, section=sec, take=take1, index=0, was_chosen=True)
     ]
     s = hub.session(sid).sections[0]
@@ -281,7 +250,7 @@ def test_take_commands(hub: Hub, sid: str) -> None:
 
 
 def test_delete_session(hub: Hub, sid: str) -> None:
-    d = hub.run(cmd(DeleteSession, session=sid))
+    d = hub.apply(cmd(DeleteSession, session=sid))
     assert d.events == [SessionDeleted(session=sid)] and d.result == {"session": sid}
     assert sid not in hub.state.sessions
     expect_refused(hub, cmd(Undo, session=sid), ErrorCode.unknown_session)
@@ -325,7 +294,7 @@ def test_locked_section_refuses_changes_but_unlocks_and_moves(hub: Hub, sid: str
     sec = add_section(hub, sid)
     other = add_section(hub, sid, "chorus")
     t = add_take(hub, sid, sec, "art_1")
-    hub.run(cmd(LockSection, session=sid, section=sec))
+    hub.apply(cmd(LockSection, session=sid, section=sec))
     for c in [
         cmd(RenameSection, session=sid, section=sec, name="x"),
         cmd(ResizeSection, session=sid, section=sec, bars=2),
@@ -339,16 +308,16 @@ def test_locked_section_refuses_changes_but_unlocks_and_moves(hub: Hub, sid: str
     ]:
         err = expect_refused(hub, c, ErrorCode.section_locked)
         assert err.details["section"] == sec and err.suggestions
-    assert hub.run(
+    assert hub.apply(
         cmd(MoveSection, session=sid, section=sec, index=1)
     ).events  # arrangement, not content
-    assert hub.run(
+    assert hub.apply(
         cmd(RenameSection, session=sid, section=other, name="hook")
     ).events  # others unaffected
-    assert hub.run(cmd(LockSection, session=sid, section=sec, locked=False)).events == [
+    assert hub.apply(cmd(LockSection, session=sid, section=sec, locked=False)).events == [
         SectionLocked(session=sid, section=sec, locked=False)
     ]
-    assert hub.run(cmd(ResizeSection, session=sid, section=sec, bars=2)).events
+    assert hub.apply(cmd(ResizeSection, session=sid, section=sec, bars=2)).events
 
 
 def test_invalid_indexes(hub: Hub, sid: str) -> None:
@@ -359,7 +328,7 @@ def test_invalid_indexes(hub: Hub, sid: str) -> None:
     )
     assert err.details["errors"][0]["loc"] == ["index"]
     expect_refused(hub, cmd(AddSection, session=sid, name="x", index=3), ErrorCode.validation_failed)
-    assert hub.run(cmd(AddSection, session=sid, name="x", index=2)).events  # appending is fine
+    assert hub.apply(cmd(AddSection, session=sid, name="x", index=2)).events  # appending is fine
 
 
 def test_take_conflicts_and_unknown_artifacts(hub: Hub, sid: str) -> None:
@@ -368,7 +337,7 @@ def test_take_conflicts_and_unknown_artifacts(hub: Hub, sid: str) -> None:
     t = add_take(hub, sid, sec, "art_1")
     err = expect_refused(hub, cmd(AddTake, session=sid, section=sec, artifact="art_1"), ErrorCode.conflict)
     assert err.details == {"take": t, "artifact": "art_1"}
-    assert hub.run(
+    assert hub.apply(
         cmd(AddTake, session=sid, section=other, artifact="art_1")
     ).events  # another section
     known = {"art_1", "art_2"}
@@ -378,7 +347,7 @@ def test_take_conflicts_and_unknown_artifacts(hub: Hub, sid: str) -> None:
         ErrorCode.unknown_artifact,
         artifact_exists=known.__contains__,
     )
-    assert hub.run(
+    assert hub.apply(
         cmd(AddTake, session=sid, section=sec, artifact="art_2"), artifact_exists=known.__contains__
     ).events
 
@@ -386,9 +355,9 @@ def test_take_conflicts_and_unknown_artifacts(hub: Hub, sid: str) -> None:
 def test_nothing_to_undo_or_redo(hub: Hub, sid: str) -> None:
     expect_refused(hub, cmd(Undo, session=sid), ErrorCode.nothing_to_undo)  # creation is not undoable
     expect_refused(hub, cmd(Redo, session=sid), ErrorCode.nothing_to_redo)
-    hub.run(cmd(SetTempo, session=sid, bpm=90))
+    hub.apply(cmd(SetTempo, session=sid, bpm=90))
     expect_refused(hub, cmd(Redo, session=sid), ErrorCode.nothing_to_redo)
-    hub.run(cmd(Undo, session=sid))
+    hub.apply(cmd(Undo, session=sid))
     expect_refused(hub, cmd(Undo, session=sid), ErrorCode.nothing_to_undo)
 
 
@@ -398,13 +367,13 @@ def test_nothing_to_undo_or_redo(hub: Hub, sid: str) -> None:
 def test_undo_emits_inverses_newest_first_and_redo_replays(hub: Hub, sid: str) -> None:
     sec = add_section(hub, sid)
     t = add_take(hub, sid, sec, "art_1")
-    do = hub.run(cmd(ChooseTake, session=sid, section=sec, take=t))
-    undo = hub.run(cmd(Undo, session=sid))
+    do = hub.apply(cmd(ChooseTake, session=sid, section=sec, take=t))
+    undo = hub.apply(cmd(Undo, session=sid))
     assert undo.cause == "undo" and undo.group == do.group and undo.result == {"undone": do.group}
     assert undo.events == [inverse(e) for e in reversed(do.events)]
     assert hub.session(sid).sections[0].chosen_take is None
     assert hub.session(sid).sections[0].takes[0].status == "pending"
-    redo = hub.run(cmd(Redo, session=sid))
+    redo = hub.apply(cmd(Redo, session=sid))
     assert redo.cause == "redo" and redo.group == do.group and redo.result == {"redone": do.group}
     assert redo.events == do.events
 
@@ -412,19 +381,19 @@ def test_undo_emits_inverses_newest_first_and_redo_replays(hub: Hub, sid: str) -
 def test_undo_rebases_on_system_events(hub: Hub, sid: str) -> None:
     """A take a job adds after a command survives undo and redo of that command."""
     sec = add_section(hub, sid)
-    hub.run(cmd(ResizeSection, session=sid, section=sec, bars=4))
+    hub.apply(cmd(ResizeSection, session=sid, section=sec, bars=4))
     system = TakeAdded(session=sid, section=sec, take=Take(id="take_job", artifact_id="art_job"))
     env = Envelope(
         epoch="ep", offset=99, ts=0, topic=topic_of(system), cause="system", event=system
     )
     hub.state = reduce(hub.state, env)
-    hub.run(cmd(Undo, session=sid))  # the resize
-    undo = hub.run(cmd(Undo, session=sid))  # the add: removes the section as it is now
+    hub.apply(cmd(Undo, session=sid))  # the resize
+    undo = hub.apply(cmd(Undo, session=sid))  # the add: removes the section as it is now
     removed = undo.events[0]
     assert isinstance(removed, SectionRemoved) and [t.id for t in removed.section.takes] == [
         "take_job"
     ]
-    hub.run(cmd(Redo, session=sid))
+    hub.apply(cmd(Redo, session=sid))
     assert [t.id for t in hub.session(sid).sections[0].takes] == ["take_job"]
 
 

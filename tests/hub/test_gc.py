@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serverkit import op
+from serverkit import run_command as run
 
 from cas.store import CasStore
 from hub.artifacts import ArtifactStore
-from hub.config import HubConfig
 from hub.errors import ErrorCode, HubError
 from hub.events import ArtifactDeleted
 from hub.gc import collect_garbage, gc, gc_data_dir
-from hub.ids import new_id
 from hub.media import MIDI_MIME, Provenance, store_artifact
-from hub.protocol import AddSection, AddTake, CreateSession, DeleteSession, SessionCommand
+from hub.protocol import AddSection, AddTake, CreateSession, DeleteSession
 from hub.runtime import Hub
 from hub.sqlite import Database, connect, open_data_dir
 
@@ -133,25 +133,6 @@ def test_gc_data_dir_refuses_a_folder_without_database(tmp_path: Path) -> None:
 
 
 # --- in the running hub ---------------------------------------------------------------
-
-
-@pytest.fixture
-async def ihub(tmp_path: Path) -> AsyncIterator[Hub]:
-    hub = Hub(HubConfig(data=tmp_path / "data", watch_inbox=False))
-    await hub.start()
-    try:
-        yield hub
-    finally:
-        await hub.stop()
-
-
-async def run(hub: Hub, command: SessionCommand) -> dict[str, object]:
-    ack = await hub.core.execute(command, op_id=None, client=None)
-    return ack.result
-
-
-def op() -> str:
-    return new_id("op_")
 
 
 async def test_deleting_a_session_then_gc_frees_its_objects(ihub: Hub) -> None:

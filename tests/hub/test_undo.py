@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from decidekit import DecideHarness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.decide import decide
 from hub.errors import ErrorCode, HubError
-from hub.events import Cause, Envelope, Event, SectionAdded, TakeAdded, topic_of
+from hub.events import SectionAdded, TakeAdded
 from hub.model import Section, Take
 from hub.protocol import (
     AddSection,
@@ -33,40 +34,16 @@ from hub.protocol import (
     SetTempo,
     Undo,
 )
-from hub.state import EMPTY, HubState, reduce, replay
+from hub.state import EMPTY, replay
 
 
-class Hub:
-    def __init__(self) -> None:
-        self.state: HubState = EMPTY
-        self.envs: list[Envelope] = []
-        self.n = 0
-
-    def ids(self, prefix: str) -> str:
-        self.n += 1
-        return f"{prefix}{self.n}"
-
-    def append(self, ev: Event, cause: Cause, group: str | None) -> None:
-        env = Envelope(
-            epoch="ep",
-            offset=len(self.envs) + 1,
-            ts=0.0,
-            topic=topic_of(ev),
-            cause=cause,
-            group=group,
-            event=ev,
-        )
-        self.envs.append(env)
-        self.state = reduce(self.state, env)
-
+class Hub(DecideHarness):
     def run(self, cmd: SessionCommand) -> bool:
         """Apply a command; False when it was refused."""
         try:
-            d = decide(self.state, cmd, now=1.0, ids=self.ids)
+            self.apply(cmd)
         except HubError:
             return False
-        for ev in d.events:
-            self.append(ev, d.cause, d.group)
         return True
 
     def content(self, sid: str) -> dict[str, Any]:
