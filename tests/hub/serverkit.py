@@ -45,10 +45,14 @@ def free_port() -> int:
 class HubProcess:
     """One hub server process; ``start`` may be called again after ``kill``/``stop``."""
 
-    def __init__(self, data: Path, *, config: Path | None = None, engines: tuple[str, ...] = (SLOW_ENGINE,)):
+    def __init__(self, data: Path, *, config: Path | None = None, engines: tuple[str, ...] = (SLOW_ENGINE,),
+                 keep_port: bool = False):
         self.data = data
         self.config = config
         self.engines = engines
+        # keep_port: a restart listens on the same port, so clients reconnecting to the
+        # same URL find the restarted hub (reconnect storms depend on it).
+        self.keep_port = keep_port
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data.parent / f"{data.name}-server.log"
@@ -63,7 +67,8 @@ class HubProcess:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def start(self, timeout: float = 30.0) -> None:
-        self.port = free_port()
+        if not (self.keep_port and self.port):
+            self.port = free_port()
         cmd = [sys.executable, "-m", "hub.cli", "serve", "--host", "127.0.0.1",
                "--port", str(self.port), "--data", str(self.data), "--log-level", "warning"]
         for spec in self.engines:
