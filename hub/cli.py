@@ -183,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     train_cli.add_arguments(tr)
     tr.set_defaults(func=train_cli.run)
 
+    from engines.amt.evaluate import cli as eval_cli
+
+    ev = sub.add_parser(
+        "eval", help="AMT model quality: NLL vs n-gram baselines, statistics of generated pieces"
+    )
+    eval_cli.add_arguments(ev)
+    ev.set_defaults(func=eval_cli.run)
+
     t = sub.add_parser("tokens", help="print a MIDI file's AMT arrival-time events as JSON")
     t.add_argument("file", type=Path)
     t.set_defaults(func=_tokens)

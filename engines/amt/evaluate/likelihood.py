@@ -1,0 +1,42 @@
+"""The transformer's validation NLL per event, measured the way training reports it.
+
+Each position's softmax covers only the ids valid in its slot (time, duration or note: the
+blocks the sampler allows), anticipated controls are context and not targets, and the NLL
+of an event is the sum over its three tokens; dividing by the number of events (separator
+triples included) gives nats per event, comparable with the n-gram models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from engines.amt.train.slots import SlotTables, slot_loss
+
+
+@torch.inference_mode()
+def model_nll_per_event(
+    model: Any, sequences: npt.NDArray[np.integer], batch_size: int = 4
+) -> tuple[float, int]:
+    """(nats per event, number of events) of ``model`` (a GPT2LMHeadModel) on ``sequences``."""
+    device = next(model.parameters()).device
+    tables = SlotTables.build(device=device)
+    was_training = model.training
+    model.train(False)
+    nll = 0.0
+    events = 0.0
+    try:
+        for i in range(0, len(sequences), batch_size):
+            batch = torch.from_numpy(np.asarray(sequences[i : i + batch_size], dtype=np.int64))
+            batch = batch.to(device)
+            hidden = model.transformer(input_ids=batch).last_hidden_state.float()
+            weight = model.lm_head.weight.float()
+            parts = slot_loss(hidden, batch, weight, tables)
+            nll += float(parts.nll.double().sum())
+            events += float(parts.count[2])
+    finally:
+        model.train(was_training)
+    return nll / max(events, 1.0), int(events)
