@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "amt_model": args.amt_model,
         "engines": args.engine or None,
+        "disabled_engines": args.disable_engine or None,
     }
     try:
         config = load_config(args.config, overrides)
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", type=Path, default=None, help="TOML file with a [tutti] table")
     s.add_argument("--amt-model", default=None, help="AMT weights: hub id, local folder (default: bundled)")
     s.add_argument("--engine", action="append", metavar="NAME=MODULE:CLASS", help="register an extra engine")
+    s.add_argument("--disable-engine", action="append", metavar="NAME",
+                   help="do not start this built-in engine (e.g. amt); repeatable")
     s.set_defaults(func=_serve)
 
     sc = sub.add_parser("schema", help="write the protocol JSON Schema for plugin authors")

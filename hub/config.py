@@ -46,6 +46,8 @@ class HubConfig(BaseModel):
     allowed_origins: list[str] = Field(default_factory=list)
     amt_model: str | None = None  # hub id, local directory, or None for the bundled model
     engines: list[str] = Field(default_factory=list)  # extra "name=module:Class" specs
+    # built-in engines not to start (e.g. "amt" on a machine that only needs the hub)
+    disabled_engines: list[str] = Field(default_factory=list)
     engine_concurrency: dict[str, int] = Field(default_factory=dict)
     retention: RetentionConfig = RetentionConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -54,6 +56,16 @@ class HubConfig(BaseModel):
 
     def check(self) -> None:
         """Refuse unsafe combinations at once, saying what is expected."""
+        from engines.registry import DEFAULT_SPECS
+
+        built_in = [s.name for s in DEFAULT_SPECS]
+        unknown = sorted(set(self.disabled_engines) - set(built_in))
+        if unknown:
+            raise HubError(
+                ErrorCode.validation_failed,
+                f"cannot disable {', '.join(unknown)}: not a built-in engine",
+                suggestions=[f"built-in engines: {', '.join(built_in)}"],
+            )
         if self.host not in LOOPBACK_HOSTS and not self.token:
             raise HubError(
                 ErrorCode.not_authorized,

@@ -86,6 +86,7 @@ class JobManager:
         self.hub = hub
         # The AMT engine loads the weights the user chose (--amt-model / config), else the bundled ones.
         defaults = [amt_spec(hub.config.amt_model) if s.name == "amt" else s for s in DEFAULT_SPECS]
+        defaults = [s for s in defaults if s.name not in hub.config.disabled_engines]
         specs = defaults + [EngineSpec.parse(s) for s in hub.config.engines]
         self.specs: dict[str, EngineSpec] = {s.name: s for s in specs}
         self.workers: dict[str, WorkerHandle] = {}

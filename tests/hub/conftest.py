@@ -53,7 +53,7 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
 @pytest.fixture
 async def ihub(tmp_path: Path) -> AsyncIterator[Hub]:
     """An in-process hub (real stores and engine workers, no server, no inbox watcher)."""
-    hub = Hub(HubConfig(data=tmp_path / "data", watch_inbox=False))
+    hub = Hub(HubConfig(data=tmp_path / "data", watch_inbox=False, disabled_engines=["amt"]))
     await hub.start()
     try:
         yield hub

@@ -46,10 +46,13 @@ class HubProcess:
     """One hub server process; ``start`` may be called again after ``kill``/``stop``."""
 
     def __init__(self, data: Path, *, config: Path | None = None, engines: tuple[str, ...] = (SLOW_ENGINE,),
-                 keep_port: bool = False):
+                 keep_port: bool = False, disabled: tuple[str, ...] = ("amt",)):
         self.data = data
         self.config = config
         self.engines = engines
+        # The bundled AMT model costs every hub a torch-importing worker; tests that need it
+        # pass disabled=() (or their own --amt-model through a config file).
+        self.disabled = disabled
         # keep_port: a restart listens on the same port, so clients reconnecting to the
         # same URL find the restarted hub (reconnect storms depend on it).
         self.keep_port = keep_port
@@ -73,6 +76,8 @@ class HubProcess:
                "--port", str(self.port), "--data", str(self.data), "--log-level", "warning"]
         for spec in self.engines:
             cmd += ["--engine", spec]
+        for name in self.disabled:
+            cmd += ["--disable-engine", name]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         env = dict(os.environ)

@@ -20,7 +20,7 @@ MIDI_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "midi"
 
 @pytest.fixture
 async def ihub(tmp_path: Path) -> AsyncIterator[Hub]:
-    hub = Hub(HubConfig(data=tmp_path / "data"))
+    hub = Hub(HubConfig(data=tmp_path / "data", disabled_engines=["amt"]))
     await hub.start()
     try:
         yield hub

@@ -72,5 +72,31 @@ def test_version_and_help() -> None:
     assert out.stdout.strip() == f"tutti {__version__}"
     helptext = subprocess.run([sys.executable, "-m", "hub.cli", "serve", "--help"], capture_output=True, text=True,
                               timeout=60).stdout
-    for flag in ("--data", "--host", "--port", "--token", "--log-level", "--config", "--amt-model"):
+    for flag in ("--data", "--host", "--port", "--token", "--log-level", "--config", "--amt-model",
+                 "--disable-engine"):
         assert flag in helptext
+
+
+def test_disabling_an_unknown_engine_is_refused_with_the_known_names(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", "0", "--data", str(tmp_path),
+         "--disable-engine", "amtt"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2
+    assert "cannot disable amtt" in out.stderr and "transform, amt" in out.stderr
+
+
+def test_disabled_engine_is_not_started_or_listed(tmp_path: Path) -> None:
+    import httpx
+
+    hub = HubProcess(tmp_path / "data", disabled=("amt",))
+    hub.start()
+    try:
+        names = [e["name"] for e in httpx.get(f"{hub.url}/models", timeout=5).json()["engines"]]
+        assert "amt" not in names and "transform" in names and "slow" in names
+    finally:
+        hub.stop()
