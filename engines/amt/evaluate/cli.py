@@ -8,6 +8,7 @@ generated pieces against the validation pieces, with the issue's targets checked
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
     parser.add_argument("--out", type=Path, default=None, help="also write the pieces here")
+    parser.add_argument(
+        "--record", type=Path, default=None,
+        help="write the figures as JSON here (the bundled model's evaluation.json)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -61,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from engines.amt import vocab as V
     from engines.amt.data.arrays import DATA_DIR, TOKENS_FILE, load_tokens
     from engines.amt.evaluate.events import pieces_of, sequence_events
+    from engines.amt.evaluate.likelihood import REFERENCE_SEQUENCES, model_nll_per_event
     from engines.amt.evaluate.music import summarise, total_variation
     from engines.amt.evaluate.ngram import AddKUnigram, KneserNeyTrigram, nll_per_event
     from engines.amt.evaluate.samples import generate_samples
@@ -85,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     unigram = nll_per_event(AddKUnigram(train_events, k=1.0).log_prob(valid_events))
     trigram = nll_per_event(KneserNeyTrigram(train_events).log_prob(valid_events))
     ours, events = _nll(loaded.model, valid, "model", not args.no_progress)
+    reference, reference_events = model_nll_per_event(loaded.model, valid[:REFERENCE_SEQUENCES])
     untrained, _ = _nll(_untrained_like(loaded.model), valid, "untrained", not args.no_progress)
 
     def gain(value: float) -> str:
@@ -101,13 +109,24 @@ def run(args: argparse.Namespace) -> int:
         ],
     )
 
+    reached = [0.0] * args.pieces  # seconds of music decoded per piece
+
     with tqdm(
-        total=args.pieces, desc="generating", unit="piece", disable=args.no_progress
+        total=args.pieces * args.seconds, desc="generating", unit="s of music",
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of music [{elapsed}]",
+        disable=args.no_progress,
     ) as bar:
+
+        def advance(row: int, event: tuple[int, int, int]) -> None:
+            onset = min((event[0] - V.TIME_OFFSET) / V.TIME_RESOLUTION, args.seconds)
+            if 0 <= row < len(reached) and onset > reached[row]:
+                bar.update(onset - reached[row])
+                reached[row] = onset
+
         samples = generate_samples(
-            loaded.model, args.pieces, args.seconds, top_p=args.top_p, temperature=args.temperature
+            loaded.model, args.pieces, args.seconds, top_p=args.top_p,
+            temperature=args.temperature, on_event=advance,
         )
-        bar.update(args.pieces)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         for s in samples:
@@ -145,6 +164,47 @@ def run(args: argparse.Namespace) -> int:
     ]
     print_table("Targets", ["target", "met"], [[t, "yes" if ok else "NO"] for t, ok in checks])
     print(f"\n({time.perf_counter() - started:.0f} s; model on {loaded.device}, {loaded.dtype})")
+    if args.record is not None:
+        figures = {
+            "model": loaded.choice.label,
+            "reference_nll": {
+                "what": f"first {REFERENCE_SEQUENCES} committed validation sequences",
+                "nll_per_event": round(reference, 4),
+                "events": reference_events,
+            },
+            "validation": {
+                "sequences": len(valid),
+                "events": events,
+                "nll_per_event": {
+                    "model": round(ours, 4),
+                    "untrained": round(untrained, 4),
+                    "unigram_add_k": round(unigram, 4),
+                    "trigram_kneser_ney": round(trigram, 4),
+                },
+            },
+            "generated": {
+                "pieces": len(samples),
+                "seconds": args.seconds,
+                "top_p": args.top_p,
+                "temperature": args.temperature,
+                "in_key_share": round(generated.in_key, 4),
+                "pitch_class_tv_distance": round(tv, 4),
+                "notes_per_second": round(generated.notes_per_second, 3),
+                "polyphony": round(generated.polyphony, 3),
+                "valid_midi": valid_count,
+                "min_notes": min((len(s.notes) for s in samples), default=0),
+            },
+            "validation_pieces": {
+                "pieces": corpus.pieces,
+                "in_key_share": round(corpus.in_key, 4),
+                "notes_per_second": round(corpus.notes_per_second, 3),
+                "polyphony": round(corpus.polyphony, 3),
+            },
+            "targets_met": {label: ok for label, ok in checks},
+        }
+        args.record.parent.mkdir(parents=True, exist_ok=True)
+        args.record.write_text(json.dumps(figures, indent=1) + "\n")
+        print(f"wrote {args.record}")
     return 0
 
 
