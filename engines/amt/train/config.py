@@ -20,6 +20,9 @@ class ModelConfig:
     n_positions: int = V.CONTEXT_SIZE
     vocab_size: int = V.VOCAB_SIZE
     dropout: float = 0.1
+    # "sinusoidal": time and duration embeddings start as multi-frequency sinusoids of their
+    # tick value (see model.sinusoidal_rows); "normal": GPT-2's plain random init.
+    time_init: Literal["normal", "sinusoidal"] = "normal"
 
 
 @dataclass

@@ -55,6 +55,7 @@ class Trainer:
         if cfg.data.max_train_sequences:
             train = train[: cfg.data.max_train_sequences]
         self.instruments = instruments_in(train)
+        self.train_tokens = int(train.size)
         self.model = build_model(cfg.model, cfg.run.seed, self.device)
         self.optimizer = make_optimizer(self.model, cfg.optim)
         self.tables = SlotTables.build(
@@ -147,8 +148,15 @@ class Trainer:
             "best_val_nll_per_event": self.state.best_val,
             "best_step": self.state.best_step,
             "train_instruments": self.instruments,
+            "train_tokens": self.train_tokens,
+            "hardware": self.hardware(),
             "config": self.cfg.to_dict(),
         }
+
+    def hardware(self) -> str:
+        if self.device.type == "cuda":
+            return f"{torch.cuda.get_device_name(self.device)} (bf16 autocast)"
+        return f"CPU, {torch.get_num_threads()} threads, fp32"
 
     # -- the loop ------------------------------------------------------------------------
     @property
