@@ -252,3 +252,29 @@ def test_training_stops_when_validation_stops_improving(
     assert len(steps) == 3  # step 1 sets the best, steps 2 and 3 do not improve on it
     assert trainer.state.stopped_early and trainer.finished
     assert trainer.state.best_step == 1 and (trainer.run_dir / BEST).is_file()
+
+
+def test_sinusoidal_time_init_makes_a_time_shift_one_linear_map() -> None:
+    cfg = from_dict({"model": {"n_layer": 1, "n_embd": 32, "n_head": 2, "time_init": "sinusoidal"}})
+    model = build_model(cfg.model, seed=0)
+    weight = model.transformer.wte.weight.detach().double()
+    assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()  # tied
+    times = weight[V.TIME_OFFSET : V.TIME_OFFSET + V.MAX_TIME]
+    assert torch.equal(times, weight[V.ATIME_OFFSET : V.ATIME_OFFSET + V.MAX_TIME])
+    durations = weight[V.DUR_OFFSET : V.DUR_OFFSET + V.MAX_DUR]
+    assert torch.equal(durations, times[: V.MAX_DUR])
+    # One least-squares map fitted on 70 % of the times moves every other time t to t + 25
+    # ticks: the shift is linear in these embeddings (with random rows it is not).
+    order = torch.randperm(V.MAX_TIME - 25, generator=torch.Generator().manual_seed(0))
+    fit, held = order[:7000], order[7000:]
+
+    def shift_error(rows: torch.Tensor) -> float:
+        shift = torch.linalg.lstsq(rows[fit], rows[fit + 25]).solution
+        return float((rows[held] @ shift - rows[held + 25]).abs().max())
+
+    assert shift_error(times) < 1e-4
+    assert shift_error(torch.randn_like(times) * 0.02) > 1e-2
+    rms = float(times.pow(2).mean().sqrt())
+    assert rms == pytest.approx(model.config.initializer_range, rel=1e-3)
+    plain = build_model(from_dict({"model": {"n_layer": 1, "n_embd": 32, "n_head": 2}}).model, 0)
+    assert not torch.equal(plain.transformer.wte.weight[:10], model.transformer.wte.weight[:10])
