@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-steps", type=int, help="schedule length (overrides optim)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument(
+        "--init-from", type=Path, default=None, metavar="WEIGHTS_DIR",
+        help="new run starting from exported weights (e.g. a checkpoint from another machine); "
+        "continues the schedule at its recorded step",
+    )
     parser.add_argument("--export", type=Path, help="export the best checkpoint here (fp16)")
     parser.add_argument(
         "--export-only", action="store_true", help="only export RUN/best.pt to --export"
@@ -64,8 +69,11 @@ def run(args: argparse.Namespace) -> int:
     train, valid = load_tokens(Path(cfg.data.tokens) if cfg.data.tokens else DATA_DIR / TOKENS_FILE)
     trainer = Trainer(cfg, train, valid)
     resumed = False if args.fresh else trainer.resume()
+    if args.init_from is not None and not resumed:
+        trainer.init_from(args.init_from)
+    start = "new run" if trainer.state.step == 0 else f"at step {trainer.state.step}"
     print(
-        f"{'resuming at step ' + str(trainer.state.step) if resumed else 'new run'} in {run_dir}; "
+        f"{'resuming at step ' + str(trainer.state.step) if resumed else start} in {run_dir}; "
         f"{len(train)} train / {len(valid)} valid sequences, {trainer.total_steps} steps, "
         f"device {trainer.device}"
     )

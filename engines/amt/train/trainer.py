@@ -83,6 +83,31 @@ class Trainer:
         self.state = state
         return True
 
+    def init_from(self, folder: Path) -> None:
+        """Start from exported weights (``model.safetensors`` + ``training.json``): the
+        schedule and batch order continue at the recorded step; the optimizer state is
+        rebuilt (an export keeps weights only). How a run moves between machines."""
+        from safetensors.torch import load_file
+
+        info = json.loads((folder / "training.json").read_text())
+        weights = {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
+        try:
+            missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise ValueError(f"{folder} does not match the configured model: {exc}") from exc
+        if unexpected or set(missing) - {"lm_head.weight"}:  # lm_head is the tied embedding
+            raise ValueError(
+                f"{folder} does not match the configured model: missing {missing}, "
+                f"unexpected {unexpected}"
+            )
+        self.model.tie_weights()
+        self.state = RunState(
+            step=int(info["step"]),
+            tokens_seen=int(info["tokens_seen"]),
+            best_val=float(info["best_val_nll_per_event"]),
+            best_step=int(info["best_step"]),
+        )
+
     def train_step(self) -> float:
         """One optimizer step (with gradient accumulation); returns the mean token loss."""
         self.model.train()

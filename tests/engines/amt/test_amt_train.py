@@ -278,3 +278,28 @@ def test_sinusoidal_time_init_makes_a_time_shift_one_linear_map() -> None:
     assert rms == pytest.approx(model.config.initializer_range, rel=1e-3)
     plain = build_model(from_dict({"model": {"n_layer": 1, "n_embd": 32, "n_head": 2}}).model, 0)
     assert not torch.equal(plain.transformer.wte.weight[:10], model.transformer.wte.weight[:10])
+
+
+def test_a_run_continues_on_another_machine_from_exported_weights(
+    sequences: npt.NDArray[np.uint16], tmp_path: Path
+) -> None:
+    first = Trainer(tiny_config(tmp_path / "a", max_steps=6), sequences[:10], sequences[10:12])
+    first.fit(progress=False)
+    first._validate()  # best.pt at step 6
+    from engines.amt.train.checkpoint import export_best
+
+    out = export_best(first.run_dir, first.cfg.model, tmp_path / "weights", first.card_info())
+    second = Trainer(tiny_config(tmp_path / "b", max_steps=9), sequences[:10], sequences[10:12])
+    second.init_from(out)
+    assert second.state.step == 6 and second.state.tokens_seen == first.state.tokens_seen
+    exported = GPT2LMHeadModel.from_pretrained(out).float()
+    for name, value in exported.state_dict().items():
+        assert torch.equal(second.model.state_dict()[name], value), name
+    assert second.model.lm_head.weight.data_ptr() == second.model.transformer.wte.weight.data_ptr()
+    second.fit(progress=False)
+    assert second.state.step == 9
+    wrong = Trainer(
+        from_dict({"model": {"n_layer": 1, "n_embd": 16, "n_head": 2}}), sequences[:10], sequences[10:12]
+    )
+    with pytest.raises(ValueError, match="does not match the configured model"):
+        wrong.init_from(out)
