@@ -44,6 +44,9 @@ class _Pending:
     client: str | None = None
     artifact_exists: Callable[[str], bool] | None = None
     op_result: dict[str, Any] | None = None  # the ack to remember for a system batch's op_id
+    # Writer-thread work committed in the same transaction as the batch (a job record's
+    # update with its job.* event): both land or neither does, even under kill -9.
+    also: Callable[[], object] | None = None
 
 
 @dataclass
@@ -58,8 +61,17 @@ class _Planned:
 class Core:
     """Owns the state, the event log's write side and the commit pipeline."""
 
-    def __init__(self, eventlog: EventLog, fanout: Fanout, state: HubState) -> None:
+    def __init__(
+        self,
+        eventlog: EventLog,
+        fanout: Fanout,
+        state: HubState,
+        transaction: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
+    ) -> None:
         self.log = eventlog
+        # The database transaction that ``also`` work shares with the log append (SQLite:
+        # one file, nested transactions become savepoints); none for an in-memory log.
+        self._transaction = transaction or contextlib.nullcontext
         self.fanout = fanout
         self.state = state
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -131,14 +143,18 @@ class Core:
         cause: Cause = "system",
         op_id: str | None = None,
         op_result: dict[str, Any] | None = None,
+        also: Callable[[], object] | None = None,
     ) -> list[Envelope]:
         """Append events the hub itself produced (job lifecycle, files).
 
         With ``op_id`` and ``op_result`` the batch also stores that ack, so a client's
         retried request (e.g. a job submission) is answered from it instead of twice.
         A batch whose op_id was already recorded writes nothing and returns ``[]``.
+        ``also`` runs on the writer thread inside the same transaction (not for a replay).
         """
-        return await self.record_nowait(events, cause=cause, op_id=op_id, op_result=op_result)
+        return await self.record_nowait(
+            events, cause=cause, op_id=op_id, op_result=op_result, also=also
+        )
 
     def record_nowait(
         self,
@@ -147,6 +163,7 @@ class Core:
         cause: Cause = "system",
         op_id: str | None = None,
         op_result: dict[str, Any] | None = None,
+        also: Callable[[], object] | None = None,
     ) -> asyncio.Future[list[Envelope]]:
         """Queue events now and return the future of their envelopes (resolved once durable).
 
@@ -156,7 +173,7 @@ class Core:
         """
         fut: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(
-            _Pending(fut, events=events, cause=cause, op_id=op_id, op_result=op_result)
+            _Pending(fut, events=events, cause=cause, op_id=op_id, op_result=op_result, also=also)
         )
         return fut
 
@@ -235,11 +252,11 @@ class Core:
                 provisional.append(env)
                 working = reduce(working, env)
 
-        batches = [
-            Batch(p.events, self._op_ack(p)) for p in plans if p.error is None and p.replay_of is None
-        ]
-        if any(b.events or b.op is not None for b in batches):
-            written = await self.in_writer(self.log.append_many, batches)
+        fresh = [p for p in plans if p.error is None and p.replay_of is None]
+        batches = [Batch(p.events, self._op_ack(p)) for p in fresh]
+        effects = [p.item.also for p in fresh if p.item.also is not None]
+        if effects or any(b.events or b.op is not None for b in batches):
+            written = await self.in_writer(self._write, batches, effects)
             durable = [env for batch in written for env in batch]
             if [e.offset for e in durable] != [e.offset for e in provisional]:
                 # Only this pipeline writes; a mismatch means the log was changed behind us.
@@ -280,6 +297,15 @@ class Core:
                         offset=mine[-1].offset if mine else None,
                     )
                 )
+
+    def _write(
+        self, batches: list[Batch], effects: list[Callable[[], object]]
+    ) -> list[list[Envelope]]:
+        """Writer thread: the side effects and the log append in one transaction."""
+        with self._transaction():
+            for effect in effects:
+                effect()
+            return self.log.append_many(batches)
 
     def _op_ack(self, plan: _Planned) -> OpAck | None:
         # Op ids are client-generated UUIDs, global across reconnects (a new socket is a

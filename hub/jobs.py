@@ -314,7 +314,6 @@ class JobManager:
                       state="queued", created_at=now, submitted_by=client)
             for j in jobs
         ]
-        await self.hub.core.in_writer(lambda: [self.hub.jobstore.create(r) for r in records])
         answer = [{"job": j.id, "state": "queued", "client_job_id": j.spec.client_job_id} for j in jobs]
         await self.hub.core.record(
             [
@@ -326,6 +325,7 @@ class JobManager:
             ],
             op_id=op_id,
             op_result=None if op_id is None else {"jobs": answer},
+            also=lambda: [self.hub.jobstore.create(r) for r in records],
         )
         for j in jobs:
             self._enqueue(j)
@@ -361,13 +361,11 @@ class JobManager:
         Both are queued synchronously (the writer thread and the core run them in
         queue order), so the job's notes and its ending always follow ``job.started``.
         """
-        core = self.hub.core
-        marked = core.in_writer_nowait(functools.partial(self.hub.jobstore.mark_started, job.id,
-                                                         now=time.time()))
-        started = core.record_nowait([JobStarted(job=job.id, session=job.spec.session,
-                                                 worker=job.spec.engine)])
-        for fut, what in ((marked, "marking started"), (started, "recording job.started")):
-            fut.add_done_callback(functools.partial(_log_failure, f"{what} {job.id}"))
+        started = self.hub.core.record_nowait(
+            [JobStarted(job=job.id, session=job.spec.session, worker=job.spec.engine)],
+            also=functools.partial(self.hub.jobstore.mark_started, job.id, now=time.time()),
+        )
+        started.add_done_callback(functools.partial(_log_failure, f"recording job.started {job.id}"))
 
     # --- cancellation and queries --------------------------------------------------------
 
@@ -516,10 +514,7 @@ class JobManager:
                       message: str | None = None) -> None:
         self._running.pop(job.id, None)
         await self._notes_durable(job)  # the ending follows every chunk, in the log too
-        await self.hub.core.in_writer(
-            lambda: self.hub.jobstore.mark_finished(job.id, state, code=code, message=message,  # type: ignore[arg-type]
-                                                    artifacts=job.outputs, now=time.time())
-        )
+        finished_at = time.time()
         events: list[Any] = [event]
         if job.spec.session and job.spec.section and state in ("completed", "cancelled"):
             session = self.hub.core.state.sessions.get(job.spec.session)
@@ -531,7 +526,12 @@ class JobManager:
                                     variation_index=ref.variation_index,
                                     label=f"{job.spec.task} v{(ref.variation_index or 0) + 1}")
                         events.append(TakeAdded(session=job.spec.session, section=job.spec.section, take=take))
-        await self.hub.core.record(events)
+        # the record's final state and its job.* event commit together (no crash window)
+        await self.hub.core.record(
+            events,
+            also=lambda: self.hub.jobstore.mark_finished(job.id, state, code=code, message=message,  # type: ignore[arg-type]
+                                                         artifacts=job.outputs, now=finished_at),
+        )
         self._pump()
 
 

@@ -118,7 +118,7 @@ class Hub:
         self.cas = CasStore(self.data / "cas")
         self.artifacts = ArtifactStore(db)
         self.jobstore = JobStore(db, keep_seconds=self.config.retention.job_keep_seconds)
-        self.core = Core(eventlog, self.fanout, state)
+        self.core = Core(eventlog, self.fanout, state, transaction=db.transaction)
         self.core.start()
         self.jobs = JobManager(self)
         await self.jobs.start()

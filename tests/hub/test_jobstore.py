@@ -291,3 +291,33 @@ def test_job_record_and_event_commit_together(db: Database) -> None:
         log.append([PendingEvent(queued)])
     assert store.get("j1").state == "queued"
     assert [e.event for e in log.read(0)] == [queued]
+
+
+async def test_a_record_update_and_its_event_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    """The hub's pipeline runs the job-record write in the event batch's transaction."""
+    from hub.config import HubConfig
+    from hub.runtime import Hub
+
+    hub = Hub(HubConfig(data=tmp_path / "data", watch_inbox=False, disabled_engines=["amt"]))
+    await hub.start()
+    try:
+        head = hub.core.log.head()
+        queued = JobQueued(job="job_a", engine="transform", task="transpose", session=None,
+                           section=None, client_job_id=None, priority=0, num_variations=1, params={})
+
+        def create_then_fail() -> None:
+            hub.jobstore.create(job("job_a"))
+            raise RuntimeError("disk on fire")
+
+        with pytest.raises(HubError, match="commit failed"):
+            await hub.core.record([queued], also=create_then_fail)
+        assert hub.core.log.head() == head  # no event ...
+        with pytest.raises(HubError) as missing:
+            hub.jobstore.get("job_a")
+        assert missing.value.code == ErrorCode.job_not_found  # ... and no record
+
+        envelopes = await hub.core.record([queued], also=lambda: hub.jobstore.create(job("job_a")))
+        assert [e.offset for e in envelopes] == [head + 1]
+        assert hub.jobstore.get("job_a").state == "queued"
+    finally:
+        await hub.stop()
