@@ -9,37 +9,57 @@ that position's logits are computed. Each row gets its own position ids (its rea
 length), so a row's numbers do not depend on its holes.
 
 A row that joins, or whose window changed in front (the sampler slid it), is prefilled
-on its own and spliced into the batch; rows with identical windows (the variations of
-one job at their start) share one prefill. A row that leaves is cut out. Holes are
-squeezed out when they exceed a quarter of the cache.
+on its own and added after the step's batched forward, ending where the other rows end
+(rows in lockstep stay hole-free); rows with identical windows (the variations of one job
+at their start) share one prefill. A row that leaves is cut out. Holes are squeezed out
+when they exceed a quarter of the cache.
 
-For GPT-2 models the LM head is applied to the last position only and only to the ids
-the row's slot can produce at all (times, durations or notes, plus REST): every other id
-is blocked by the reference slot masks anyway, so it is returned as -inf. That cuts the
-largest matrix product per token (width x 55,028) by 2x-50x depending on the slot, and
-changes no sampled token.
+The cache lives in preallocated buffers with spare room in both batch and time: new keys
+and values are written in place, a leaving row is replaced by the last one, and the
+buffers double when full. No per-token ``torch.cat`` of the cache, and few allocations
+(fresh memory is expensive on a busy machine).
+
+For a stock GPT-2 (``LeanGPT2.supports``) the forward is ``engines.amt.lean``: the same
+weights and arithmetic without the HF model's per-call overhead, and no attention mask
+at all while no row has holes (one row, or rows in lockstep). Any other causal LM goes
+through its own ``forward`` with a ``DynamicCache`` over the buffers.
+
+The LM head is applied to the last position only and only to the ids a row can produce:
+by default its slot's block (times, durations or notes) plus REST, every other id being
+blocked by the reference slot masks anyway; ``narrowed`` takes exact id ranges from the
+sampler instead (onsets from the current time on, the seen instruments once the
+instrument cap is reached, the harness's onset window). That cuts the largest matrix
+product per token (width x 55,028) by 3x-2,000x and changes no sampled token.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from engines.amt import vocab as V
 from engines.amt.errors import SamplerError
-
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), [B, H, T, D]
+from engines.amt.lean import LeanGPT2
+from engines.amt.masks import Ranges
 
 MAX_EXTEND = 16  # more new tokens than this: prefill the row alone instead
+SLACK = 64  # cache time capacity comes in multiples of this
+GAP = 64  # id gap bridged when rows of one slot share a head product
+CALL_IDS = 1024  # a head product's fixed cost, in ids of one row
+GATHERED = 8  # multi-range head weights kept gathered (instrument sets of live rows)
+_REST = (V.REST, V.REST + 1)
 # ids each slot can produce (slot = (window length - 1) % 3); REST is open in all three
 SLOT_BLOCKS = (
     (V.TIME_OFFSET, V.TIME_OFFSET + V.MAX_TIME),
     (V.DUR_OFFSET, V.DUR_OFFSET + V.MAX_DUR),
     (V.NOTE_OFFSET, V.REST),
 )
+SLOT_RANGES: tuple[Ranges, ...] = tuple((block, _REST) for block in SLOT_BLOCKS)
 
 
 @dataclass
@@ -47,10 +67,109 @@ class _Held:
     ids: list[int]  # tokens in the cache for this row, in order
 
 
-class BatchedCachedStep:
-    """``ModelStep`` over a transformers causal LM (GPT-2) with one batched ragged cache."""
+class _Cache:
+    """Keys and values ``[rows, H, capacity, D]`` per layer; rows ``[:batch]`` and slots
+    ``[:length]`` are in use, ``valid`` marks their real tokens. Hole slots in use hold
+    finite numbers (zeros or a dummy token's), slots past ``length`` anything."""
 
-    def __init__(self, model: Any, *, context_size: int = V.CONTEXT_SIZE) -> None:
+    def __init__(self, device: torch.device, limit: int) -> None:
+        self.limit = limit  # time capacity doubles up to this (more only if needed)
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.valid = torch.zeros((0, 0), dtype=torch.bool, device=device)
+        self.batch = 0
+        self.length = 0
+
+    def layers(self, end: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Views of the rows in use (all slots, or the first ``end``)."""
+        b = self.batch
+        if b == self.valid.shape[0] and end == self.valid.shape[1]:
+            return self.keys, self.values
+        return [k[:b, :, :end] for k in self.keys], [v[:b, :, :end] for v in self.values]
+
+    def reserve(self, batch: int, length: int, like: Sequence[torch.Tensor]) -> None:
+        """Room for ``batch`` rows of ``length`` slots (buffers double when they grow)."""
+        rows, capacity = self.valid.shape
+        if batch <= rows and length <= capacity:
+            return
+        rows = max(batch, 2 * rows if batch > rows else rows)
+        if length > capacity:
+            capacity = max(length, min(2 * capacity, self.limit))
+        capacity = -(-capacity // SLACK) * SLACK
+        b, t = self.batch, self.length
+
+        def grown(old: torch.Tensor | None, piece: torch.Tensor) -> torch.Tensor:
+            buf = piece.new_empty((rows, piece.shape[1], capacity, piece.shape[3]))
+            if old is not None and b:
+                buf[:b, :, :t] = old[:b, :, :t]
+            return buf
+
+        olds: list[torch.Tensor | None] = list(self.keys) or [None] * len(like)
+        self.keys = [grown(o, p) for o, p in zip(olds, like, strict=True)]
+        olds = list(self.values) or [None] * len(like)
+        self.values = [grown(o, p) for o, p in zip(olds, like, strict=True)]
+        valid = torch.zeros((rows, capacity), dtype=torch.bool, device=self.valid.device)
+        valid[:b, :t] = self.valid[:b, :t]
+        self.valid = valid
+
+    def add(self, keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], n: int) -> None:
+        """Append ``n`` rows holding one prefilled window (``[1, H, L, D]`` per layer),
+        ending at the cache's last slot (holes in front); older rows get holes after
+        their tokens when the window is longer than the cache."""
+        size = keys[0].shape[2]
+        b, t = self.batch, self.length
+        total = max(t, size)
+        self.reserve(b + n, total, keys)
+        for bufs, pieces in ((self.keys, keys), (self.values, values)):
+            for buf, piece in zip(bufs, pieces, strict=True):
+                if b and total > t:
+                    buf[:b, :, t:total].zero_()
+                buf[b : b + n, :, : total - size].zero_()
+                buf[b : b + n, :, total - size : total] = piece[0]
+        if b and total > t:
+            self.valid[:b, t:total] = False
+        self.valid[b : b + n, : total - size] = False
+        self.valid[b : b + n, total - size : total] = True
+        self.batch, self.length = b + n, total
+
+    def remove(self, index: int) -> None:
+        """Drop row ``index``; the last row moves into its place."""
+        last = self.batch - 1
+        t = self.length
+        if index != last:
+            for buf in (*self.keys, *self.values):
+                buf[index, :, :t] = buf[last, :, :t]
+            self.valid[index, :t] = self.valid[last, :t]
+        self.batch = last
+        if not last:
+            self.length = 0
+
+    def compact(self, lengths: Sequence[int]) -> None:
+        """Squeeze the holes out: each row's real slots, right-aligned in the longest."""
+        b, t = self.batch, self.length
+        longest = max(lengths)
+        device = self.valid.device
+        index = torch.zeros((b, longest), dtype=torch.long, device=device)
+        valid = torch.zeros((b, longest), dtype=torch.bool, device=device)
+        for i in range(b):
+            slots = torch.nonzero(self.valid[i, :t], as_tuple=False).squeeze(1)
+            index[i, longest - slots.numel() :] = slots
+            valid[i, longest - slots.numel() :] = True
+        for buf in (*self.keys, *self.values):
+            buf[:b, :, :longest] = _gather(buf[:b, :, :t], index)
+        self.valid[:b, :longest] = valid
+        self.length = longest
+
+
+class BatchedCachedStep:
+    """``ModelStep`` over a transformers causal LM (GPT-2) with one batched ragged cache.
+
+    lean: use the lean GPT-2 forward where the model allows it (False: always the HF one).
+    """
+
+    def __init__(
+        self, model: Any, *, context_size: int = V.CONTEXT_SIZE, lean: bool = True
+    ) -> None:
         from transformers import DynamicCache  # local: keeps torch-only imports light
 
         self._cache_cls = DynamicCache
@@ -58,10 +177,17 @@ class BatchedCachedStep:
         self.context_size = context_size
         param = next(model.parameters())
         self.device = param.device
+        self.lean = LeanGPT2(model) if lean and LeanGPT2.supports(model) else None
         self._order: list[int] = []  # row id at each batch index
         self._held: dict[int, _Held] = {}
-        self._kv: KV = []
-        self._valid = torch.zeros((0, 0), dtype=torch.bool, device=self.device)
+        # holes stay under a quarter of the slots (plus one step's block) between compactions
+        self._cache = _Cache(self.device, context_size * 4 // 3 + MAX_EXTEND + SLACK)
+        self._gathered: OrderedDict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = (
+            OrderedDict()
+        )
+        # logits buffer reused by every call; _spans: the columns each row last got
+        self._out = torch.empty((0, V.VOCAB_SIZE), dtype=torch.float32, device=self.device)
+        self._spans: list[tuple[int, int]] = []
         self.rebuilds = 0  # prefills (row joined or window slid), for tests and the benchmark
         self.tokens_fed = 0
         self.forwards = 0
@@ -71,9 +197,22 @@ class BatchedCachedStep:
     # -- ModelStep ----------------------------------------------------------------------
 
     def __call__(self, windows: Sequence[Sequence[int]], rows: Sequence[int]) -> torch.Tensor:
-        if len(windows) != len(rows):
+        opens = [SLOT_RANGES[(len(w) - 1) % 3] for w in windows]
+        return self.narrowed(windows, rows, opens).clone()
+
+    def narrowed(
+        self, windows: Sequence[Sequence[int]], rows: Sequence[int], open_ids: Sequence[Ranges]
+    ) -> torch.Tensor:
+        """Float32 logits ``[len(rows), VOCAB]`` computed for ``open_ids[i]`` only (sorted
+        id ranges covering every id row i may sample); ids outside are -inf, except that
+        rows of one slot may get the ids of the others' ranges too.
+
+        The result is a view of a buffer that the next call overwrites: use it (or copy
+        it) before calling again.
+        """
+        if not len(windows) == len(rows) == len(open_ids):
             raise SamplerError("one row id per window is required")
-        out: dict[int, torch.Tensor] = {}
+        opens = dict(zip(rows, open_ids, strict=True))
         extend: dict[int, list[int]] = {}
         fresh: dict[tuple[int, ...], list[int]] = {}
         for window, row in zip(windows, rows, strict=True):
@@ -86,53 +225,80 @@ class BatchedCachedStep:
                 extend[row] = list(window[n:])
             else:
                 fresh.setdefault(tuple(window), []).append(row)
-        with torch.no_grad():
-            for window_ids, group in fresh.items():
+        position = {row: i for i, row in enumerate(rows)}
+        with torch.inference_mode():
+            out = self._fresh_out(len(rows))
+            for group in fresh.values():
                 for row in group:
-                    self.release(row)
-                logits, kv = self._prefill(list(window_ids))
-                for row in group:
-                    self._insert(row, kv, list(window_ids))
-                    out[row] = logits
+                    self._release(row)
             if extend:
-                out.update(self._extend(extend))
-        self._maybe_compact()
-        return torch.stack([out[row] for row in rows])
+                self._extend(extend, opens, out, position)
+            # prefilled rows join after the batched forward, so they end where others end
+            for window_ids, group in fresh.items():
+                last, keys, values = self._prefill(list(window_ids))
+                self._write(
+                    out,
+                    [position[row] for row in group],
+                    last.expand(len(group), -1),
+                    [opens[row] for row in group],
+                )
+                self._cache.add(keys, values, len(group))
+                for row in group:
+                    self._order.append(row)
+                    self._held[row] = _Held(list(window_ids))
+            self._maybe_compact()
+        return out
 
     def release(self, row: int) -> None:
+        with torch.inference_mode():
+            self._release(row)
+
+    @property
+    def cache_length(self) -> int:
+        return self._cache.length
+
+    # -- pieces -------------------------------------------------------------------------
+
+    def _lean(self) -> LeanGPT2 | None:
+        """The lean forward, unless the model is in training mode (dropout: HF forward)."""
+        return None if self.model.training else self.lean
+
+    def _fresh_out(self, batch: int) -> torch.Tensor:
+        """The logits buffer's first ``batch`` rows, all -inf again."""
+        if batch > self._out.shape[0]:
+            self._out = torch.full(
+                (max(batch, 2 * self._out.shape[0]), V.VOCAB_SIZE),
+                float("-inf"),
+                dtype=torch.float32,
+                device=self.device,
+            )
+            self._spans = [(0, 0)] * self._out.shape[0]
+        for i, (low, high) in enumerate(self._spans):
+            if high > low:
+                self._out[i, low:high] = float("-inf")
+                self._spans[i] = (0, 0)
+        return self._out[:batch]
+
+    def _release(self, row: int) -> None:
         if row not in self._held:
             return
         index = self._order.index(row)
         del self._held[row]
-        self._order.pop(index)
-        keep = torch.tensor(
-            [i for i in range(len(self._order) + 1) if i != index],
-            dtype=torch.long,
-            device=self.device,
-        )
-        if not self._order:
-            self._kv = []
-            self._valid = torch.zeros((0, 0), dtype=torch.bool, device=self.device)
-            return
-        self._kv = [(k.index_select(0, keep), v.index_select(0, keep)) for k, v in self._kv]
-        self._valid = self._valid.index_select(0, keep)
+        self._cache.remove(index)
+        last = self._order.pop()
+        if last != row:
+            self._order[index] = last
 
-    @property
-    def cache_length(self) -> int:
-        return int(self._valid.shape[1])
-
-    # -- pieces -------------------------------------------------------------------------
-
-    def _forward(
-        self,
-        ids: torch.Tensor,
-        positions: torch.Tensor,
-        mask: torch.Tensor,
-        kv: KV,
-        slots: list[int],
-    ) -> tuple[torch.Tensor, KV]:
-        """Last-position logits [B, VOCAB] (float32) and the new cache."""
-        past = self._cache_cls(ddp_cache_data=kv) if kv else self._cache_cls()
+    def _hf_forward(
+        self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, start: int
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The model's own forward over the cache's first ``start`` slots: last-position
+        hidden state (GPT-2) or logits, and the keys and values of the whole input."""
+        if start:
+            keys, values = self._cache.layers(start)
+            past = self._cache_cls(ddp_cache_data=list(zip(keys, values, strict=True)))
+        else:
+            past = self._cache_cls()
         inputs: dict[str, Any] = {
             "input_ids": ids,
             "past_key_values": past,
@@ -140,124 +306,228 @@ class BatchedCachedStep:
             "position_ids": positions,
             "use_cache": True,
         }
-        self.forwards += 1
         if self._split:
             out = self.model.transformer(**inputs)
-            logits = self._head(out.last_hidden_state[:, -1, :], slots)
+            last = out.last_hidden_state[:, -1, :]
         else:
             out = self.model(**inputs, logits_to_keep=1)
-            logits = out.logits[:, -1, :].float()
-        new_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-        return logits, new_kv
+            last = out.logits[:, -1, :]
+        layers = out.past_key_values.layers
+        return last, [layer.keys for layer in layers], [layer.values for layer in layers]
 
-    def _head(self, hidden: torch.Tensor, slots: list[int]) -> torch.Tensor:
+    def _write(
+        self,
+        out: torch.Tensor,
+        targets: list[int],
+        last: torch.Tensor,
+        open_ids: Sequence[Ranges],
+    ) -> None:
+        """Logits of last hidden states (GPT-2) or the model's logits into ``out[targets]``."""
+        if not self._split:
+            out.index_copy_(0, torch.tensor(targets, device=out.device), last.float())
+            for target in targets:
+                self._spans[target] = (0, V.VOCAB_SIZE)
+            return
         weight = self.model.lm_head.weight
-        logits = torch.full(
-            (hidden.shape[0], V.VOCAB_SIZE),
-            float("-inf"),
-            dtype=torch.float32,
-            device=hidden.device,
-        )
-        for slot, (low, high) in enumerate(SLOT_BLOCKS):
-            rows = [i for i, s in enumerate(slots) if s == slot]
-            if not rows:
-                continue
-            index = torch.tensor(rows, device=hidden.device)
-            h = hidden.index_select(0, index)
-            logits[index, low:high] = (h @ weight[low:high].T).float()
-            logits[index, V.REST] = (h @ weight[V.REST]).float()
-        return logits
+        for rows, plan in _head_plans(open_ids):
+            h = _pick(last, rows)
+            dest = [targets[i] for i in rows]
+            for target in dest:
+                self._spans[target] = (plan[0][0], plan[-1][1])
+            block: torch.Tensor | None = None  # a view of out when dest rows are consecutive
+            index: torch.Tensor | None = None
+            if _consecutive(dest):
+                block = out[dest[0] : dest[0] + len(dest)]
+            else:
+                index = torch.tensor(dest, device=out.device)
+            if len(plan) <= 3:
+                for low, high in plan:
+                    part = F.linear(h, weight[low:high]).float()
+                    if block is not None:
+                        block[:, low:high] = part
+                    else:
+                        out[index, low:high] = part
+            else:
+                keep = _block(plan) == 2  # instrument blocks: the same every note step
+                sub, cols = self._gather_weight(weight, plan, keep=keep)
+                part = F.linear(h, sub).float()
+                if block is not None:
+                    block.index_copy_(1, cols, part)
+                else:
+                    assert index is not None
+                    out[index[:, None], cols[None, :]] = part
 
-    def _prefill(self, window: list[int]) -> tuple[torch.Tensor, KV]:
+    def _gather_weight(
+        self, weight: torch.Tensor, ranges: Ranges, *, keep: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head rows of many small ranges; kept when ``keep`` (instrument blocks, which
+        stay the same once the instrument cap is reached)."""
+        key = (ranges, weight.data_ptr(), weight._version, weight.dtype, weight.device)
+        hit = self._gathered.get(key)
+        if hit is not None:
+            self._gathered.move_to_end(key)
+            return hit
+        cols = torch.cat([torch.arange(low, high) for low, high in ranges]).to(weight.device)
+        made = (weight.index_select(0, cols), cols)
+        if not keep:
+            return made
+        self._gathered[key] = made
+        while len(self._gathered) > GATHERED:
+            self._gathered.popitem(last=False)
+        return made
+
+    def _prefill(
+        self, window: list[int]
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Last hidden state (or logits) of a lone window, and its keys and values."""
         self.rebuilds += 1
         self.tokens_fed += len(window)
+        self.forwards += 1
         ids = torch.tensor([window], dtype=torch.long, device=self.device)
         positions = torch.arange(len(window), device=self.device).unsqueeze(0)
-        mask = torch.ones_like(ids, dtype=torch.bool)
-        logits, kv = self._forward(ids, positions, mask, [], [(len(window) - 1) % 3])
-        return logits[0], kv
+        lean = self._lean()
+        if lean is not None:
+            keys, values = lean.new_cache(1, len(window))
+            last = lean.forward(ids, positions, keys, values, 0, None, causal=True)
+            return last, keys, values
+        return self._hf_forward(ids, positions, torch.ones_like(ids, dtype=torch.bool), 0)
 
-    def _insert(self, row: int, kv: KV, window: list[int]) -> None:
-        """Append a prefilled row ([1, H, L, D] per layer) to the batch, padding with holes."""
-        length = len(window)
-        if not self._order:
-            self._kv = [(k.clone(), v.clone()) for k, v in kv]
-            self._valid = torch.ones((1, length), dtype=torch.bool, device=self.device)
-        else:
-            total = max(self.cache_length, length)
-            self._kv = [
-                (
-                    torch.cat([_left_pad(bk, total), _left_pad(k, total)]),
-                    torch.cat([_left_pad(bv, total), _left_pad(v, total)]),
-                )
-                for (bk, bv), (k, v) in zip(self._kv, kv, strict=True)
-            ]
-            row_valid = torch.ones((1, length), dtype=torch.bool, device=self.device)
-            self._valid = torch.cat(
-                [_left_pad_mask(self._valid, total), _left_pad_mask(row_valid, total)]
-            )
-        self._order.append(row)
-        self._held[row] = _Held(list(window))
-
-    def _extend(self, extend: dict[int, list[int]]) -> dict[int, torch.Tensor]:
-        """One forward for every cached row; rows not extended this step get one hole."""
+    def _extend(
+        self,
+        extend: dict[int, list[int]],
+        opens: dict[int, Ranges],
+        out: torch.Tensor,
+        position: dict[int, int],
+    ) -> None:
+        """One forward for every cached row; rows not extended this step get holes."""
+        cache = self._cache
         width = max(len(new) for new in extend.values())
         batch = len(self._order)
-        ids = torch.zeros((batch, width), dtype=torch.long)
-        positions = torch.zeros((batch, width), dtype=torch.long)
-        new_valid = torch.zeros((batch, width), dtype=torch.bool)
-        slots = [0] * batch
+        start = cache.length
+        end = start + width
+        ids_rows: list[list[int]] = []
+        position_rows: list[list[int]] = []
+        real: list[int] = []  # new real tokens per row (right-aligned)
+        holes = False
+        picked: list[int] = []  # batch indices of the extended rows
         for index, row in enumerate(self._order):
-            new = extend.get(row)
-            if not new:
-                continue
-            slots[index] = (len(self._held[row].ids) + len(new) - 1) % 3
-            start = len(self._held[row].ids)
-            ids[index, width - len(new) :] = torch.tensor(new)
-            positions[index, width - len(new) :] = torch.arange(start, start + len(new))
-            new_valid[index, width - len(new) :] = True
-            self._held[row].ids.extend(new)
-            self.tokens_fed += len(new)
-        mask = torch.cat([self._valid, new_valid.to(self.device)], dim=1)
-        logits, self._kv = self._forward(
-            ids.to(self.device), positions.to(self.device), mask, self._kv, slots
-        )
-        self._valid = mask
-        return {row: logits[i] for i, row in enumerate(self._order) if row in extend}
+            new = extend.get(row, [])
+            held = self._held[row].ids
+            pad = [0] * (width - len(new))
+            ids_rows.append(pad + new)
+            position_rows.append(pad + list(range(len(held), len(held) + len(new))))
+            real.append(len(new))
+            if new:
+                held.extend(new)
+                self.tokens_fed += len(new)
+                picked.append(index)
+            holes = holes or len(held) != end
+        self.forwards += 1
+        ids = torch.tensor(ids_rows, dtype=torch.long).to(self.device)
+        positions = torch.tensor(position_rows, dtype=torch.long).to(self.device)
+        cache.reserve(batch, end, cache.keys)
+        if holes:
+            new_valid = torch.arange(width) >= torch.tensor([[width - n] for n in real])
+            cache.valid[:batch, start:end] = new_valid.to(self.device)
+        else:
+            cache.valid[:batch, start:end] = True
+        lean = self._lean()
+        if lean is not None:
+            keys, values = cache.layers(cache.valid.shape[1])
+            mask = self._mask(start, width) if holes or width > 1 else None
+            last = lean.forward(ids, positions, keys, values, start, mask)
+        else:
+            mask = cache.valid[:batch, :end]
+            last, keys, values = self._hf_forward(ids, positions, mask, start)
+            for bufs, new_kv in ((cache.keys, keys), (cache.values, values)):
+                for buf, piece in zip(bufs, new_kv, strict=True):
+                    buf[:batch, :, start:end] = piece[:, :, start:end]
+        cache.length = end
+        if len(picked) < batch:
+            last = _pick(last, picked)
+        rows = [self._order[i] for i in picked]
+        self._write(out, [position[row] for row in rows], last, [opens[row] for row in rows])
+
+    def _mask(self, start: int, width: int) -> torch.Tensor:
+        """Bool attention mask [B, 1, width, start + width]: valid slots, causal in the block."""
+        end = start + width
+        valid = self._cache.valid[: self._cache.batch, :end]
+        if width == 1:
+            return valid[:, None, None, :]
+        causal = torch.ones((width, end), dtype=torch.bool, device=self.device)
+        causal[:, start:] = torch.tril(causal[:, start:])
+        return valid[:, None, None, :] & causal[None, None]
 
     def _maybe_compact(self) -> None:
-        """Squeeze holes out once they are a quarter of the cache (rows stay right-aligned)."""
+        """Squeeze holes out once they are a quarter of the cache."""
         if not self._order:
             return
-        lengths = self._valid.sum(dim=1)
-        longest = int(lengths.max())
-        total = self.cache_length
-        if total - longest <= max(total // 4, 8):
-            return
-        # per row: its valid slot indices, right-aligned in ``longest`` slots (hole in front)
-        index = torch.zeros((len(self._order), longest), dtype=torch.long, device=self.device)
-        valid = torch.zeros((len(self._order), longest), dtype=torch.bool, device=self.device)
-        for i in range(len(self._order)):
-            slots = torch.nonzero(self._valid[i], as_tuple=False).squeeze(1)
-            index[i, longest - slots.numel() :] = slots
-            valid[i, longest - slots.numel() :] = True
-        self._kv = [(_gather(k, index), _gather(v, index)) for k, v in self._kv]
-        self._valid = valid
+        lengths = [len(self._held[row].ids) for row in self._order]
+        total = self._cache.length
+        if total - max(lengths) > max(total // 4, 8):
+            self._cache.compact(lengths)
 
 
-def _left_pad(t: torch.Tensor, total: int) -> torch.Tensor:
-    missing = total - t.shape[2]
-    if missing == 0:
-        return t
-    pad = t.new_zeros((t.shape[0], t.shape[1], missing, t.shape[3]))
-    return torch.cat([pad, t], dim=2)
+def _consecutive(indices: Sequence[int]) -> bool:
+    return indices[-1] - indices[0] == len(indices) - 1 and list(indices) == sorted(indices)
 
 
-def _left_pad_mask(t: torch.Tensor, total: int) -> torch.Tensor:
-    missing = total - t.shape[1]
-    if missing == 0:
-        return t
-    return torch.cat([t.new_zeros((t.shape[0], missing)), t], dim=1)
+def _pick(t: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
+    """Rows of ``t``: a view when they are consecutive (no index tensor, no copy)."""
+    if _consecutive(rows):
+        return t[rows[0] : rows[0] + len(rows)]
+    return t.index_select(0, torch.tensor(list(rows), device=t.device))
+
+
+def _block(ranges: Ranges) -> int:
+    """The slot block (0 times, 1 durations, 2 notes or REST alone) ranges start in."""
+    first = ranges[0][0]
+    return 0 if first < V.DUR_OFFSET else 1 if first < V.NOTE_OFFSET else 2
+
+
+def _head_plans(open_ids: Sequence[Ranges]) -> list[tuple[list[int], Ranges]]:
+    """(batch indices, id ranges) per head product.
+
+    Rows with the same ranges share one product; rows of one slot with different ranges
+    (onset windows at different times, different instrument sets) share one over the
+    union of their ranges when that costs about as much as one product per row.
+    """
+    same: dict[Ranges, list[int]] = {}
+    for i, ranges in enumerate(open_ids):
+        if ranges:
+            same.setdefault(tuple(ranges), []).append(i)
+    by_block: dict[int, list[Ranges]] = {}
+    for ranges in same:
+        by_block.setdefault(_block(ranges), []).append(ranges)
+    plans: list[tuple[list[int], Ranges]] = []
+    for group in by_block.values():
+        if len(group) > 1:
+            union = _union(group)
+            rows = sorted(i for ranges in group for i in same[ranges])
+            separate = sum(_size(r) * len(same[r]) + CALL_IDS for r in group)
+            if len(rows) * _size(union) <= separate:
+                plans.append((rows, union))
+                continue
+        plans.extend((same[ranges], ranges) for ranges in group)
+    return plans
+
+
+def _size(ranges: Ranges) -> int:
+    return sum(high - low for low, high in ranges)
+
+
+def _union(all_ranges: Sequence[Ranges]) -> Ranges:
+    """Sorted union of id ranges; gaps of up to ``GAP`` ids are bridged (one product over
+    a few extra ids is cheaper than another call)."""
+    if len(all_ranges) == 1:
+        return all_ranges[0]
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(r for ranges in all_ranges for r in ranges):
+        if merged and low <= merged[-1][1] + GAP:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return tuple(merged)
 
 
 def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +20,8 @@ from engines.amt import vocab as V
 
 Logits = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
+Ids = npt.NDArray[np.int64]
+Ranges = tuple[tuple[int, int], ...]  # sorted, disjoint half-open id ranges
 
 NEG_INF = float("-inf")
 INSTRUMENT_CAP = 15  # 16 channels minus the reserved drum channel, as the reference counts
@@ -58,6 +60,10 @@ class Constraints:
     scale: Collection[int] | None = None
     block_rest: bool = False
     max_time_step: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_time_step is not None and self.max_time_step < 0:
+            raise ValueError("max_time_step must be >= 0")
 
     def note_mask(self) -> Mask | None:
         """Bool [VOCAB] of extra note-slot blocks, or None when nothing extra is blocked."""
@@ -137,6 +143,95 @@ def mask_logits(
     return out
 
 
+def note_instruments(extra_note_mask: Mask | None) -> tuple[int, ...] | None:
+    """Instruments with at least one note ``extra_note_mask`` leaves open (None: all)."""
+    if extra_note_mask is None:
+        return None
+    notes = extra_note_mask[V.NOTE_OFFSET : V.NOTE_OFFSET + V.MAX_NOTE]
+    closed = notes.reshape(V.MAX_INSTR, V.MAX_PITCH).all(axis=1)
+    return tuple(int(i) for i in np.flatnonzero(~closed))
+
+
+def open_ranges(
+    slot: int,
+    *,
+    current_time: int,
+    instruments: Collection[int],
+    constraints: Constraints | None = None,
+    allowed_instruments: Collection[int] | None = None,
+) -> Ranges:
+    """Id ranges holding exactly the ids ``mask_logits`` leaves open, before the extra note mask.
+
+    Same arguments as ``mask_logits``; ``allowed_instruments`` (``note_instruments`` of the
+    extra note mask) may drop whole instrument blocks the extra mask closes. In the note
+    slot REST is always included: the extra note mask decides it (``open_logits``).
+    """
+    rest_blocked = constraints is not None and constraints.block_rest
+    ranges: list[tuple[int, int]] = []
+    if slot == 0:
+        low = min(max(current_time, 0), V.MAX_TIME)
+        high = V.MAX_TIME
+        if constraints is not None and constraints.max_time_step is not None:
+            high = min(max(current_time, 0) + constraints.max_time_step, V.MAX_TIME)
+        if low < high:
+            ranges.append((V.TIME_OFFSET + low, V.TIME_OFFSET + high))
+    elif slot == 1:
+        ranges.append((V.DUR_OFFSET, V.DUR_OFFSET + V.MAX_DUR))
+    else:
+        rest_blocked = False
+        if len(instruments) >= INSTRUMENT_CAP:
+            open_instr = {i for i in instruments if 0 <= i < V.MAX_INSTR}
+        else:
+            open_instr = set(range(V.MAX_INSTR))
+        if allowed_instruments is not None:
+            open_instr &= set(allowed_instruments)
+        for instr in sorted(open_instr):
+            low = V.NOTE_OFFSET + instr * V.MAX_PITCH
+            if ranges and ranges[-1][1] == low:
+                ranges[-1] = (ranges[-1][0], low + V.MAX_PITCH)
+            else:
+                ranges.append((low, low + V.MAX_PITCH))
+    if not rest_blocked:
+        if ranges and ranges[-1][1] == V.REST:
+            ranges[-1] = (ranges[-1][0], V.REST + 1)
+        else:
+            ranges.append((V.REST, V.REST + 1))
+    return tuple(ranges)
+
+
+@lru_cache(maxsize=64)
+def _range_ids(ranges: Ranges) -> Ids:
+    ids: Ids = np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in ranges])
+    ids.flags.writeable = False
+    return ids
+
+
+def open_logits(
+    logits: npt.NDArray[np.floating], ranges: Ranges, extra_note_mask: Mask | None = None
+) -> tuple[Ids, Logits]:
+    """The open ids (ascending) and their float64 logits, as ``mask_logits`` leaves them.
+
+    ``ranges`` from ``open_ranges``; pass the extra note mask in the note slot only. Equal
+    to ``flatnonzero(masked > -inf)`` and ``masked[...]`` of the full masked vector, at the
+    cost of the open ids alone.
+    """
+    if not ranges:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    if len(ranges) == 1:
+        lo, hi = ranges[0]
+        ids: Ids = np.arange(lo, hi, dtype=np.int64)
+        values: Logits = logits[lo:hi].astype(np.float64)
+    else:
+        ids = _range_ids(ranges)
+        values = logits[ids].astype(np.float64)
+    keep = values > NEG_INF
+    if extra_note_mask is not None:
+        keep &= ~extra_note_mask[ids]
+    if not keep.all():
+        ids, values = ids[keep], values[keep]
+    return ids, values
+
+
 def nucleus(logits: Logits, top_p: float) -> Logits:
     """Keep the smallest set of ids whose probability mass reaches ``top_p`` (HF rule)."""
     if top_p >= 1.0:
@@ -165,12 +260,25 @@ def sample(logits: Logits, *, top_p: float, temperature: float, generator: torch
     own history. Only the open (finite) ids are sorted and summed: a slot mask leaves
     1k-16k of the 55k ids open, so this is several times cheaper than the full vector.
     """
+    open_ids = np.flatnonzero(logits > NEG_INF)
+    return sample_open(
+        open_ids, logits[open_ids], top_p=top_p, temperature=temperature, generator=generator
+    )
+
+
+def sample_open(
+    open_ids: Ids,
+    values: Logits,
+    *,
+    top_p: float,
+    temperature: float,
+    generator: torch.Generator,
+) -> int:
+    """``sample`` given only the open ids (ascending) and their finite float64 logits."""
     if temperature <= 0:
         raise ValueError("temperature must be > 0")
-    open_ids = np.flatnonzero(logits > NEG_INF)
     if open_ids.size == 0:
         raise ValueError("every token is masked")
-    values = logits[open_ids]
     if temperature != 1.0:
         values = values / temperature
     if top_p < 1.0:
@@ -180,7 +288,7 @@ def sample(logits: Logits, *, top_p: float, temperature: float, generator: torch
         keep = int(np.searchsorted(cumulative, top_p, side="right")) + 1
         chosen = np.sort(order[: min(keep, order.size)])
         open_ids, values = open_ids[chosen], values[chosen]
-    cdf = np.cumsum(_softmax(values))
+    cdf = _softmax(values).cumsum()  # methods, not np.* wrappers: this runs per token
     u = float(torch.rand((), generator=generator, dtype=torch.float64))
-    index = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+    index = int(cdf.searchsorted(u * cdf[-1], side="right"))
     return int(open_ids[min(index, open_ids.size - 1)])

@@ -21,8 +21,16 @@ import torch
 from engines.amt import ops
 from engines.amt import vocab as V
 from engines.amt.errors import SamplerError, SamplingCancelled
-from engines.amt.masks import Constraints, Mask, mask_logits, sample
-from engines.amt.steps import ModelStep
+from engines.amt.masks import (
+    Constraints,
+    Mask,
+    Ranges,
+    note_instruments,
+    open_logits,
+    open_ranges,
+    sample_open,
+)
+from engines.amt.steps import ModelStep, NarrowingStep
 
 HISTORY_TOKENS = V.CONTEXT_SIZE - 7  # 1017: flag + 1017 + 2 partial tokens fit in 1024
 
@@ -82,6 +90,7 @@ class _Row:
     instruments: set[int] = field(default_factory=set)
     win_start: int = 0
     base: list[int] = field(default_factory=list)  # flag + relativised history
+    based: tuple[int, int] = (0, 0)  # tokens[start:end] that ``base`` holds
     offset: int = 0
     partial: list[int] = field(default_factory=list)
     done: bool = False
@@ -152,12 +161,33 @@ def _begin_triple(row: _Row, params: SamplingParams) -> None:
         row.win_start = max(n - HISTORY_TOKENS, 0)
     elif n - row.win_start > HISTORY_TOKENS:
         row.win_start = n - min(params.keep_tokens, HISTORY_TOKENS)
-    history = row.tokens[row.win_start :]
-    row.offset = ops.min_time(history)
-    rel = list(history)
-    rel[0::3] = [tok - row.offset for tok in history[0::3]]
-    row.base = [row.flag, *rel]
+    if not _extend_base(row, n):
+        history = row.tokens[row.win_start :]
+        row.offset = ops.min_time(history)
+        rel = list(history)
+        rel[0::3] = [tok - row.offset for tok in history[0::3]]
+        row.base = [row.flag, *rel]
+        row.based = (row.win_start, n)
     row.partial = []
+
+
+def _extend_base(row: _Row, n: int) -> bool:
+    """Append the triples added since the last window to it, when that is all that changed.
+
+    Exactly what a rebuild gives: same window start, a non-empty earlier history, and no
+    new onset before the offset (so ``min_time`` and with it every relativised time stay).
+    """
+    start, covered = row.based
+    if start != row.win_start or not start < covered <= n:
+        return False
+    new = row.tokens[covered:n]
+    for time, _dur, note in ops.triples(new):
+        if note == V.SEPARATOR or ops.event_time(time, note) < row.offset:
+            return False
+    new[0::3] = [tok - row.offset for tok in new[0::3]]
+    row.base.extend(new)
+    row.based = (start, n)
+    return True
 
 
 def _finish_triple(row: _Row, on_event: EventCallback | None) -> None:
@@ -193,12 +223,20 @@ class Decoder:
     generator; a step makes one ``step(windows, rows)`` call for all rows asked for, so a
     batching ``ModelStep`` runs one forward pass for all of them. Row ids are unique for
     the decoder's lifetime (a stateful step keys its caches by them).
+
+    Each row's masks are turned into the id ranges it can sample (``masks.open_ranges``)
+    before the step: a ``NarrowingStep`` computes logits for those ids only, and sampling
+    reads only those ids (the same draws as masking the whole vector).
     """
 
     def __init__(self, step: ModelStep) -> None:
         self.model_step = step
+        # a narrowing step computes logits only for the ids each row may sample
+        self._narrowed = step.narrowed if isinstance(step, NarrowingStep) else None
         self._rows: dict[int, tuple[_Row, SamplingParams]] = {}
         self._masks: dict[int, Mask | None] = {}
+        self._allowed: dict[int, tuple[int, ...] | None] = {}  # instruments the mask leaves
+        self._note_ranges: dict[int, tuple[int, Ranges]] = {}  # (instruments seen, ranges)
         self._next_id = 0
         self.tokens = 0  # sampled tokens over all rows, for progress and benchmarks
 
@@ -221,6 +259,7 @@ class Decoder:
         row.on_event = on_event
         self._rows[rid] = (row, params)
         self._masks[rid] = params.constraints.note_mask() if params.constraints else None
+        self._allowed[rid] = note_instruments(self._masks[rid])
         return rid
 
     def done(self, row_id: int) -> bool:
@@ -245,6 +284,8 @@ class Decoder:
         """Drop a row (finished, or its job was cancelled) and release its step state."""
         if self._rows.pop(row_id, None) is not None:
             self._masks.pop(row_id, None)
+            self._allowed.pop(row_id, None)
+            self._note_ranges.pop(row_id, None)
             self.model_step.release(row_id)
 
     def step(self, rows: Sequence[int] | None = None) -> None:
@@ -257,24 +298,33 @@ class Decoder:
             if not row.partial:
                 _begin_triple(row, params)
         windows = [row.base + row.partial for row, _ in active]
-        logits = self.model_step(windows, ids)
+        slots = [(len(window) - 1) % 3 for window in windows]
+        opens = [
+            self._open_ranges(row, params, slot)
+            for (row, params), slot in zip(active, slots, strict=True)
+        ]
+        if self._narrowed is not None:
+            logits = self._narrowed(windows, ids, opens)
+        else:
+            logits = self.model_step(windows, ids)
         if logits.shape != (len(active), V.VOCAB_SIZE):
             raise SamplerError(f"model step returned logits of shape {tuple(logits.shape)}")
         # float32 on the CPU is a zero-copy view; torch's own small-op path is slow here
         rows_logits = logits.detach().cpu().float().numpy()
-        for (row, params), window, row_logits in zip(active, windows, rows_logits, strict=True):
+        for (row, params), slot, ranges, row_logits in zip(
+            active, slots, opens, rows_logits, strict=True
+        ):
             self.tokens += 1
-            slot = (len(window) - 1) % 3
-            masked = mask_logits(
-                row_logits,
-                slot,
-                current_time=max(row.start, row.current_time) - row.offset,
-                instruments=row.instruments,
-                extra_note_mask=self._masks[row.index],
-                constraints=params.constraints,
+            # exactly the reference masks (masks.mask_logits), over the open ids only
+            open_ids, values = open_logits(
+                row_logits, ranges, self._masks[row.index] if slot == 2 else None
             )
-            token = sample(
-                masked, top_p=params.top_p, temperature=params.temperature, generator=row.generator
+            token = sample_open(
+                open_ids,
+                values,
+                top_p=params.top_p,
+                temperature=params.temperature,
+                generator=row.generator,
             )
             row.partial.append(token)
             stop_now = (
@@ -286,6 +336,23 @@ class Decoder:
                 _finish_triple(row, row.on_event)
             if row.done:
                 self.model_step.release(row.index)
+
+    def _open_ranges(self, row: _Row, params: SamplingParams, slot: int) -> Ranges:
+        if slot == 2:
+            seen = len(row.instruments)  # only grows, so it identifies the set
+            known = self._note_ranges.get(row.index)
+            if known is not None and known[0] == seen:
+                return known[1]
+        ranges = open_ranges(
+            slot,
+            current_time=max(row.start, row.current_time) - row.offset,
+            instruments=row.instruments,
+            constraints=params.constraints,
+            allowed_instruments=self._allowed[row.index],
+        )
+        if slot == 2:
+            self._note_ranges[row.index] = (len(row.instruments), ranges)
+        return ranges
 
 
 def _check_params(params: SamplingParams) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from engines.amt import vocab as V
 from engines.amt.errors import SamplerError
+from engines.amt.masks import Ranges
 
 
 class ModelStep(Protocol):
@@ -24,6 +25,24 @@ class ModelStep(Protocol):
 
     def release(self, row: int) -> None:
         """Forget any state kept for ``row`` (it finished or was cancelled)."""
+
+
+@runtime_checkable
+class NarrowingStep(Protocol):
+    """A ``ModelStep`` that can also compute only the ids each row may sample.
+
+    ``open_ids[i]`` are sorted id ranges covering every id row i can sample this step
+    (``masks.open_ranges``); the sampler reads nothing else, so logits outside them may be
+    anything (-inf by convention). The result only has to stay valid until the next call.
+    """
+
+    def __call__(self, windows: Sequence[Sequence[int]], rows: Sequence[int]) -> torch.Tensor: ...
+
+    def release(self, row: int) -> None: ...
+
+    def narrowed(
+        self, windows: Sequence[Sequence[int]], rows: Sequence[int], open_ids: Sequence[Ranges]
+    ) -> torch.Tensor: ...
 
 
 def _last_logits(output: Any) -> torch.Tensor:

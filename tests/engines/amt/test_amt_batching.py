@@ -16,7 +16,7 @@ from engines.amt import ops
 from engines.amt import vocab as V
 from engines.amt.batching import BatchedCachedStep
 from engines.amt.engine import AmtEngine
-from engines.amt.masks import Constraints, slot_masks
+from engines.amt.masks import Constraints, Ranges, slot_masks
 from engines.amt.sampler import Decoder, GenerationRequest, SamplingParams, generate, variations
 from engines.amt.steps import CachedStep
 from engines.protocol import EngineEvent, EngineRequest, Output
@@ -33,21 +33,35 @@ def model() -> torch.nn.Module:
 class Checking:
     """The batched step, checked against per-row cached steps at every call."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.batched = BatchedCachedStep(model)
+    def __init__(self, model: torch.nn.Module, *, lean: bool = True) -> None:
+        self.batched = BatchedCachedStep(model, lean=lean)
+        assert (self.batched.lean is not None) == lean
         self.alone = CachedStep(model)
         self.calls = 0
         self.widest = 0
+        self.widest_block = 0  # most new tokens one row fed in one call (a due control)
 
     def __call__(self, windows: Sequence[Sequence[int]], rows: Sequence[int]) -> torch.Tensor:
         got = self.batched(windows, rows)
-        want = self.alone(windows, rows)
         # the batched head computes only the ids a slot can produce; the rest is -inf
         blocked = torch.from_numpy(np.stack([slot_masks()[(len(w) - 1) % 3] for w in windows]))
         assert bool(torch.isneginf(got[blocked]).all())
-        got, want = got.masked_fill(blocked, 0.0), want.masked_fill(blocked, 0.0)
+        return self._check(windows, rows, got, blocked)
+
+    def _check(
+        self,
+        windows: Sequence[Sequence[int]],
+        rows: Sequence[int],
+        got: torch.Tensor,
+        ignored: torch.Tensor,
+    ) -> torch.Tensor:
+        held = {r: len(self.alone._rows[r].ids) for r in rows if r in self.alone._rows}
+        want = self.alone(windows, rows)
+        for w, r in zip(windows, rows, strict=True):
+            self.widest_block = max(self.widest_block, len(w) - held.get(r, len(w)))
+        got_cmp, want = got.masked_fill(ignored, 0.0), want.masked_fill(ignored, 0.0)
         # relative: the time-bias unit makes logits reach -500, float32 noise scales with them
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got_cmp, want, atol=1e-5, rtol=1e-5)
         self.calls += 1
         self.widest = max(self.widest, len(rows))
         return got
@@ -57,8 +71,31 @@ class Checking:
         self.alone.release(row)
 
 
-def test_rows_joining_and_leaving_match_each_row_alone(model: torch.nn.Module) -> None:
-    step = Checking(model)
+class NarrowChecking(Checking):
+    """The same through ``narrowed`` (exact id ranges from the sampler)."""
+
+    def narrowed(
+        self, windows: Sequence[Sequence[int]], rows: Sequence[int], open_ids: Sequence[Ranges]
+    ) -> torch.Tensor:
+        got = self.batched.narrowed(windows, rows, open_ids)
+        ignored = torch.ones_like(got, dtype=torch.bool)
+        for i, ranges in enumerate(open_ids):
+            for low, high in ranges:
+                ignored[i, low:high] = False
+        return self._check(windows, rows, got, ignored)
+
+
+CHECKERS = {
+    "lean": lambda m: Checking(m),
+    "hf": lambda m: Checking(m, lean=False),
+    "lean-narrowed": lambda m: NarrowChecking(m),
+    "hf-narrowed": lambda m: NarrowChecking(m, lean=False),
+}
+
+
+@pytest.mark.parametrize("kind", list(CHECKERS))
+def test_rows_joining_and_leaving_match_each_row_alone(model: torch.nn.Module, kind: str) -> None:
+    step = CHECKERS[kind](model)
     decoder = Decoder(step)
     events = piece("joplin_maple_leaf_rag")["events"][: 3 * 330]
     start = ops.max_time(events) / V.TIME_RESOLUTION
@@ -80,6 +117,28 @@ def test_rows_joining_and_leaving_match_each_row_alone(model: torch.nn.Module) -
     assert step.widest >= 4
     assert step.batched.forwards < step.calls + 12  # one extend per step plus rare prefills
     assert len({tuple(g) for g in got[:3]}) == 3
+
+
+@pytest.mark.parametrize("kind", list(CHECKERS))
+def test_due_controls_feed_several_tokens_beside_one_token_rows(
+    model: torch.nn.Module, kind: str
+) -> None:
+    """A row placing anticipated controls feeds 4 tokens while the others feed 1: holes,
+    a causal block in the step, and a mask while the holes last."""
+    step = CHECKERS[kind](model)
+    decoder = Decoder(step)
+    events = piece("joplin_maple_leaf_rag")["events"][: 3 * 200]
+    controls = [tok + V.CONTROL_OFFSET for tok in events]
+    accompany = GenerationRequest(0, 4, controls=controls, seed=5)
+    plain = variations(GenerationRequest(0, 4, seed=8), 2)
+    ids = [decoder.add(r, PARAMS) for r in [accompany, *plain]]
+    while decoder.active():
+        decoder.step()
+    got = [decoder.output(r) for r in ids]
+    want = [generate(CachedStep(model), r, PARAMS) for r in [accompany, *plain]]
+    assert got == want
+    assert step.widest_block >= 4  # a control triple plus the sampled token in one call
+    assert step.widest == 3
 
 
 def test_identical_windows_share_one_prefill(model: torch.nn.Module) -> None:

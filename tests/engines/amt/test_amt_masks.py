@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from amt_fixture_data import vocab_json
 
 from engines.amt import vocab as V
-from engines.amt.masks import Constraints, mask_logits, sample, slot_masks
+from engines.amt.masks import (
+    Constraints,
+    mask_logits,
+    note_instruments,
+    open_logits,
+    open_ranges,
+    sample,
+    sample_open,
+    slot_masks,
+)
 
 
 def test_slot_masks_match_reference_allowed_ranges() -> None:
@@ -69,3 +79,59 @@ def test_sampling_is_argmax_for_one_hot_and_respects_top_p() -> None:
     assert draws == {10}
     draws = {sample(logits, top_p=0.85, temperature=1.0, generator=g) for _ in range(200)}
     assert draws == {10, 11}
+
+
+CONSTRAINTS: list[Constraints | None] = [
+    None,
+    Constraints(),
+    Constraints(block_rest=True, max_time_step=20),
+    Constraints(max_time_step=0),
+    Constraints(instruments=[0, 33], drums=False, pitch_range=(48, 72), scale=[0, 2, 4, 7]),
+    Constraints(instruments=[5], block_rest=True),
+    Constraints(drums=False),
+]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_open_ranges_hold_exactly_the_ids_the_masks_leave_open(seed: int) -> None:
+    """The sampler's fast path (the open ids only) equals masking the whole vector."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=3.0, size=V.VOCAB_SIZE).astype(np.float32)
+    logits[rng.integers(0, V.VOCAB_SIZE, 2000)] = -np.inf  # a model may block ids itself
+    slot = seed % 3
+    current_time = int(rng.choice([-5, 0, 37, 5000, 9990, 10000, 12000]))
+    count = int(rng.choice([0, 5, 14, 15, 20]))
+    instruments = {int(i) for i in rng.choice(130, size=count, replace=False)}
+    constraints = CONSTRAINTS[seed % len(CONSTRAINTS)]
+    extra = constraints.note_mask() if constraints is not None else None
+    masked = mask_logits(
+        logits,
+        slot,
+        current_time=current_time,
+        instruments=instruments,
+        extra_note_mask=extra,
+        constraints=constraints,
+    )
+    ranges = open_ranges(
+        slot,
+        current_time=current_time,
+        instruments=instruments,
+        constraints=constraints,
+        allowed_instruments=note_instruments(extra),
+    )
+    bounds = [b for r in ranges for b in r]
+    assert bounds == sorted(bounds) and all(lo < hi for lo, hi in ranges)
+    ids, values = open_logits(logits, ranges, extra if slot == 2 else None)
+    want = np.flatnonzero(masked > -np.inf)
+    assert np.array_equal(ids, want)
+    assert np.array_equal(values, masked[want])
+    if want.size:
+        a, b = (torch.Generator().manual_seed(seed) for _ in range(2))
+        for _ in range(3):
+            got = sample_open(ids, values, top_p=0.9, temperature=0.8, generator=a)
+            assert got == sample(masked, top_p=0.9, temperature=0.8, generator=b)
+
+
+def test_negative_onset_window_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        Constraints(max_time_step=-1)
