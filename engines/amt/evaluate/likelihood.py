@@ -23,9 +23,18 @@ REFERENCE_SEQUENCES = 16
 
 @torch.inference_mode()
 def model_nll_per_event(
-    model: Any, sequences: npt.NDArray[np.integer], batch_size: int = 4
+    model: Any,
+    sequences: npt.NDArray[np.integer],
+    batch_size: int = 4,
+    *,
+    onsets_not_in_past: bool = False,
 ) -> tuple[float, int]:
-    """(nats per event, number of events) of ``model`` (a GPT2LMHeadModel) on ``sequences``."""
+    """(nats per event, number of events) of ``model`` (a GPT2LMHeadModel) on ``sequences``.
+
+    ``onsets_not_in_past``: score the distribution the sampler draws from, whose onsets are
+    never before the previous event's (AMT-FORMAT.md section 2), which is also the support
+    of the n-gram models (time since the previous onset >= 0).
+    """
     device = next(model.parameters()).device
     tables = SlotTables.build(device=device)
     was_training = model.training
@@ -38,7 +47,9 @@ def model_nll_per_event(
             batch = batch.to(device)
             hidden = model.transformer(input_ids=batch).last_hidden_state.float()
             weight = model.lm_head.weight.float()
-            parts = slot_loss(hidden, batch, weight, tables)
+            parts = slot_loss(
+                hidden, batch, weight, tables, onsets_not_in_past=onsets_not_in_past
+            )
             nll += float(parts.nll.double().sum())
             events += float(parts.count[2])
     finally:

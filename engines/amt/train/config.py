@@ -40,6 +40,9 @@ class LossConfig:
     # Note slot over the instruments the training data uses only (faster; the engine must
     # then mask notes to those instruments, listed in the run's checkpoint and model card).
     corpus_instruments_only: bool = False
+    # Time slot: softmax over onsets at or after the previous event's only (the sampler never
+    # draws an onset in the past), so no capacity goes into learning that rule.
+    onsets_not_in_past: bool = False
 
 
 @dataclass

@@ -86,4 +86,6 @@ def compute_loss(
     weight = model.lm_head.weight
     if loss_cfg.mode == "full":
         return full_loss(hidden @ weight.T, input_ids)
-    return slot_loss(hidden, input_ids, weight, tables)
+    return slot_loss(
+        hidden, input_ids, weight, tables, onsets_not_in_past=loss_cfg.onsets_not_in_past
+    )

@@ -91,13 +91,44 @@ class LossParts:
         return self.nll.sum() / self.count.sum().clamp(min=1)
 
 
+def onset_floor(input_ids: torch.Tensor) -> torch.Tensor:
+    """(B, number of triples): the earliest onset (time id) the sampler allows for each
+    triple's time token, i.e. the latest event onset before it ("no onset in the past",
+    AMT-FORMAT.md section 2); 0 at a sequence start and after a separator, where times
+    restart. Controls do not move it."""
+    times = input_ids[:, 1::3]
+    notes = input_ids[:, 3::3]
+    n = min(times.shape[1], notes.shape[1])
+    times, notes = times[:, :n], notes[:, :n]
+    event = (times < V.TIME_OFFSET + V.MAX_TIME) & (notes < V.CONTROL_OFFSET)
+    separator = notes == V.SEPARATOR
+    # segment = separators seen before this triple; cummax of (segment, onset + 1) keys
+    # gives the latest onset within the segment (keys of earlier segments sort below)
+    segment = torch.cumsum(separator.long(), dim=1) - separator.long()
+    big = V.MAX_TIME + 2
+    key = segment * big + torch.where(event & ~separator, times - V.TIME_OFFSET + 1, 0)
+    running = torch.cummax(key, dim=1).values - segment * big  # onset + 1, or <= 0 if none
+    before = torch.cat([torch.zeros_like(running[:, :1]), running[:, :-1]], dim=1)
+    # a separator's own triple and the one after it start from 0
+    after_sep = torch.cat([torch.zeros_like(separator[:, :1]), separator[:, :-1]], dim=1)
+    floor = torch.where(after_sep | separator, 0, (before - 1).clamp(min=0))
+    return floor
+
+
 def slot_loss(
-    hidden: torch.Tensor, input_ids: torch.Tensor, weight: torch.Tensor, tables: SlotTables
+    hidden: torch.Tensor,
+    input_ids: torch.Tensor,
+    weight: torch.Tensor,
+    tables: SlotTables,
+    *,
+    onsets_not_in_past: bool = False,
 ) -> LossParts:
     """Loss of predicting ``input_ids[:, 1:]`` from ``hidden[:, :-1]`` within each slot.
 
     ``hidden``: final hidden states (B, T, D) (after the last layer norm); ``weight``: the
-    output embedding matrix (V, D).
+    output embedding matrix (V, D). ``onsets_not_in_past``: the time slot's softmax covers
+    only onsets at or after the previous event's, the distribution the sampler draws from
+    (targets never violate it: events are time-ordered).
     """
     nll, count = [], []
     for slot in range(3):
@@ -105,6 +136,8 @@ def slot_loss(
         targets = input_ids[:, slot + 1 :: 3][:, : h.shape[1]]
         local = tables.lookup[slot][targets]
         logits = h @ weight.index_select(0, tables.ids[slot]).T
+        if slot == 0 and onsets_not_in_past:
+            logits = _mask_past(logits, onset_floor(input_ids)[:, : h.shape[1]], tables)
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(),
             local.reshape(-1),
@@ -114,6 +147,14 @@ def slot_loss(
         nll.append(loss)
         count.append((local != IGNORE).sum())
     return LossParts(torch.stack(nll), torch.stack(count))
+
+
+def _mask_past(logits: torch.Tensor, floor: torch.Tensor, tables: SlotTables) -> torch.Tensor:
+    """-inf for time ids before ``floor`` (per position); the slot's other ids untouched."""
+    ids = tables.ids[0]
+    is_time = ids < V.TIME_OFFSET + V.MAX_TIME
+    past = is_time[None, None, :] & (ids[None, None, :] - V.TIME_OFFSET < floor[..., None])
+    return logits.masked_fill(past, float("-inf"))
 
 
 def full_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> LossParts:

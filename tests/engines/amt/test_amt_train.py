@@ -303,3 +303,52 @@ def test_a_run_continues_on_another_machine_from_exported_weights(
     )
     with pytest.raises(ValueError, match="does not match the configured model"):
         wrong.init_from(out)
+
+
+def test_onset_floor_is_the_previous_event_onset_restarting_after_separators() -> None:
+    from engines.amt.train.slots import onset_floor
+
+    def t(x: int) -> int:
+        return V.TIME_OFFSET + x
+
+    seq = [
+        V.AUTOREGRESS,
+        t(10), V.DUR_OFFSET + 5, V.NOTE_OFFSET + 60,
+        V.ATIME_OFFSET + 30, V.ADUR_OFFSET + 5, V.ANOTE_OFFSET + 60,  # a control: no effect
+        t(20), V.DUR_OFFSET + 5, V.NOTE_OFFSET + 61,
+        V.SEPARATOR, V.SEPARATOR, V.SEPARATOR,
+        t(3), V.DUR_OFFSET + 1, V.NOTE_OFFSET + 2,
+        t(7), V.DUR_OFFSET + 1, V.NOTE_OFFSET + 2,
+    ]
+    assert onset_floor(torch.tensor([seq])).tolist() == [[0, 10, 10, 0, 0, 3]]
+
+
+def test_time_loss_over_onsets_not_in_past_is_the_sampler_renormalised_distribution(
+    sequences: npt.NDArray[np.uint16],
+) -> None:
+    from engines.amt.train.slots import onset_floor
+
+    cfg = from_dict({"model": {"n_layer": 1, "n_embd": 32, "n_head": 2}})
+    model = build_model(cfg.model, seed=0).eval()
+    batch = torch.from_numpy(sequences[:2].astype(np.int64))
+    tables = SlotTables.build()
+    with torch.no_grad():
+        hidden = model.transformer(input_ids=batch).last_hidden_state
+        plain = slot_loss(hidden, batch, model.lm_head.weight, tables)
+        masked = slot_loss(hidden, batch, model.lm_head.weight, tables, onsets_not_in_past=True)
+        # by hand: time-slot log-softmax over [floor, MAX_TIME) plus the separator
+        h = hidden[:, 0:-1:3]
+        targets = batch[:, 1::3][:, : h.shape[1]]
+        floors = onset_floor(batch)[:, : h.shape[1]]
+        expected = 0.0
+        for b in range(2):
+            for i in range(h.shape[1]):
+                target = int(targets[b, i])
+                if target >= V.MAX_TIME and target != V.SEPARATOR:
+                    continue  # a control's time: not a target
+                allowed = [*range(int(floors[b, i]), V.MAX_TIME), V.SEPARATOR]
+                logits = h[b, i] @ model.lm_head.weight[allowed].T
+                expected -= float(torch.log_softmax(logits, -1)[allowed.index(target)])
+    assert float(masked.nll[0]) == pytest.approx(expected, rel=1e-4)
+    assert float(masked.nll[0]) < float(plain.nll[0])  # same targets, smaller support
+    assert torch.equal(masked.nll[1:], plain.nll[1:]) and torch.equal(masked.count, plain.count)
