@@ -49,6 +49,7 @@ from engines.amt.masks import Ranges
 
 MAX_EXTEND = 16  # more new tokens than this: prefill the row alone instead
 SLACK = 64  # cache time capacity comes in multiples of this
+FIRST_CAPACITY = 640  # time slots of a new cache (~20 s of music at ~11 events/s)
 GAP = 64  # id gap bridged when rows of one slot share a head product
 CALL_IDS = 1024  # a head product's fixed cost, in ids of one row
 GATHERED = 8  # multi-range head weights kept gathered (instrument sets of live rows)
@@ -94,7 +95,9 @@ class _Cache:
             return
         rows = max(batch, 2 * rows if batch > rows else rows)
         if length > capacity:
-            capacity = max(length, min(2 * capacity, self.limit))
+            # start at FIRST_CAPACITY: a 10-20 s piece then never regrows (each regrowth
+            # copies every row's keys and values, which showed up at ~3 ms a buffer)
+            capacity = max(length, min(max(2 * capacity, FIRST_CAPACITY), self.limit))
         capacity = -(-capacity // SLACK) * SLACK
         b, t = self.batch, self.length
 
