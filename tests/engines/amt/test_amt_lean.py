@@ -51,7 +51,7 @@ def _windows() -> list[tuple[list[int], list[int]]]:
     ]
 
 
-def _check(step: BatchedCachedStep, model: GPT2LMHeadModel) -> None:
+def check_logits(step: BatchedCachedStep, model: GPT2LMHeadModel) -> None:
     for wa, wb in _windows():
         got = step([wa, wb], [0, 1])
         with torch.no_grad():
@@ -78,7 +78,7 @@ def test_lean_step_equals_the_hf_model(overrides: dict[str, Any]) -> None:
     model = _model(**overrides)
     step = BatchedCachedStep(model)
     assert step.lean is not None
-    _check(step, model)
+    check_logits(step, model)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_models_the_lean_forward_does_not_know_take_the_hf_forward(model: Any) -
     assert not LeanGPT2.supports(built)
     step = BatchedCachedStep(built)
     assert step.lean is None
-    _check(step, built)
+    check_logits(step, built)
 
 
 def test_a_left_row_is_replaced_by_the_last_and_the_cache_keeps_its_buffers() -> None:
@@ -126,4 +126,4 @@ def test_a_model_in_training_mode_takes_the_hf_forward(monkeypatch: pytest.Monke
         raise AssertionError("lean forward used in training mode")
 
     monkeypatch.setattr(LeanGPT2, "forward", refuse)
-    _check(step, model)
+    check_logits(step, model)
