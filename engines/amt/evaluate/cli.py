@@ -32,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the pieces here")
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="also write the pieces here (MIDI files and piano-rolls.png)",
+    )
     parser.add_argument(
         "--record", type=Path, default=None,
         help="write the figures as JSON here (the bundled model's evaluation.json)",
@@ -133,9 +136,14 @@ def run(args: argparse.Namespace) -> int:
             temperature=args.temperature, on_event=advance,
         )
     if args.out is not None:
+        from engines.amt.evaluate.pianoroll import write_piano_rolls
+
         args.out.mkdir(parents=True, exist_ok=True)
         for s in samples:
             (args.out / f"sample-{s.seed:02d}.mid").write_bytes(s.midi)
+        picture = write_piano_rolls([s.notes for s in samples], args.seconds,
+                                    args.out / "piano-rolls.png")
+        print(f"wrote {len(samples)} MIDI files and {picture} to {args.out}")
     generated = summarise([s.notes for s in samples])
     corpus = summarise(pieces_of(valid))
     valid_count = sum(s.valid for s in samples)

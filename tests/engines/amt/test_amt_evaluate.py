@@ -176,3 +176,41 @@ def test_check_midi_accepts_playable_files_and_names_problems() -> None:
     few = [t for i in range(3) for t in triple(10 * i, 8, 60)]
     assert "only 3 notes" in check_midi(midi_to_bytes(events_to_midi(few)))
     assert "does not parse" in check_midi(b"MThd-not-really")
+
+
+def test_piano_roll_png_decodes_and_shows_each_note_where_it_sounds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import struct
+    import zlib
+
+    from engines.amt.evaluate.pianoroll import (
+        BACKGROUND,
+        FAMILY_COLOURS,
+        PITCH_PIXELS,
+        PIXELS_PER_SECOND,
+        write_piano_rolls,
+    )
+
+    # a violin note at 1.0-1.5 s, pitch 60; a piano note at 2 s, pitch 72; second piece empty
+    first = notes_of(triple(100, 50, 60, 40) + triple(200, 25, 72, 0))
+    path = write_piano_rolls([first, notes_of([])], 3.0, tmp_path / "rolls.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    idat = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[idat - 4 : idat])
+    raw = np.frombuffer(zlib.decompress(data[idat + 4 : idat + 4 + length]), dtype=np.uint8)
+    image = raw.reshape(height, 1 + 3 * width)[:, 1:].reshape(height, width, 3)
+    assert width == 3 * PIXELS_PER_SECOND
+    low, high = 58, 74  # the pitches used, two either side
+    strip = (high - low + 1) * PITCH_PIXELS
+    assert height == 2 * strip + 6
+
+    def pixel(pitch: int, seconds: float) -> tuple[int, ...]:
+        row = strip - (pitch - low + 1) * PITCH_PIXELS
+        return tuple(int(c) for c in image[row, int(seconds * PIXELS_PER_SECOND)])
+
+    assert pixel(60, 1.2) == FAMILY_COLOURS[40 // 8]  # strings
+    assert pixel(72, 2.05) == FAMILY_COLOURS[0]  # piano
+    assert pixel(60, 0.55) == BACKGROUND  # before the note: nothing (off the grid lines)
+    assert pixel(66, 1.2) == BACKGROUND
+    assert (image[strip + 6 :] != FAMILY_COLOURS[0]).any(axis=2).all()  # empty second strip
