@@ -61,8 +61,18 @@ async def test_kill9_mid_job_then_restart(make_hub: Callable[..., HubProcess]) -
         got = (await c.request({"type": "session.get", "session": sid}))["result"]["session"]
         assert got["title"] == "Survivor" and got["tempo"] == 133
         frames = await jobs_frames(c, [running, *queued], timeout=60)
-    failed = [f for f in frames[running] if f["type"] == "event"]
-    assert [f["event"]["type"] for f in failed] == ["job.failed"], "one failure event, nothing else"
+    events = [f for f in frames[running] if f["type"] == "event"]
+    # Note chunks made durable after the client's last read and before the kill are
+    # replayed too (lossless), continuing the seqs it saw; then exactly one failure.
+    *late_notes, last = events
+    seen_seqs = [f["event"]["seq"] for f in before_kill
+                 if f["event"]["type"] == "job.notes" and f["event"]["job"] == running]
+    assert all(f["event"]["type"] == "job.notes" and f["replayed"] for f in late_notes), late_notes
+    assert [f["event"]["seq"] for f in late_notes] == list(
+        range(max(seen_seqs) + 1, max(seen_seqs) + 1 + len(late_notes)))
+    assert all(f["offset"] > seen_offset for f in late_notes)
+    failed = [last]
+    assert last["event"]["type"] == "job.failed", "one failure event, after the notes"
     assert failed[0]["replayed"] is True and failed[0]["event"]["code"] == "interrupted"
     assert failed[0]["offset"] > seen_offset and failed[0]["epoch"] == epoch
     for job in queued:
