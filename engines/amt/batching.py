@@ -34,25 +34,21 @@ product per token (width x 55,028) by 3x-2,000x and changes no sampled token.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from engines.amt import vocab as V
 from engines.amt.errors import SamplerError
+from engines.amt.head import OpenHead, pick
 from engines.amt.lean import LeanGPT2
 from engines.amt.masks import Ranges
 
 MAX_EXTEND = 16  # more new tokens than this: prefill the row alone instead
 SLACK = 64  # cache time capacity comes in multiples of this
 FIRST_CAPACITY = 640  # time slots of a new cache (~20 s of music at ~11 events/s)
-GAP = 64  # id gap bridged when rows of one slot share a head product
-CALL_IDS = 1024  # a head product's fixed cost, in ids of one row
-GATHERED = 8  # multi-range head weights kept gathered (instrument sets of live rows)
 _REST = (V.REST, V.REST + 1)
 # ids each slot can produce (slot = (window length - 1) % 3); REST is open in all three
 SLOT_BLOCKS = (
@@ -185,12 +181,8 @@ class BatchedCachedStep:
         self._held: dict[int, _Held] = {}
         # holes stay under a quarter of the slots (plus one step's block) between compactions
         self._cache = _Cache(self.device, context_size * 4 // 3 + MAX_EXTEND + SLACK)
-        self._gathered: OrderedDict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = (
-            OrderedDict()
-        )
-        # logits buffer reused by every call; _spans: the columns each row last got
-        self._out = torch.empty((0, V.VOCAB_SIZE), dtype=torch.float32, device=self.device)
-        self._spans: list[tuple[int, int]] = []
+        # the logits buffer reused by every call, filled for the open ids only
+        self._head = OpenHead(getattr(model, "lm_head", torch.nn.Identity()), self.device)
         self.rebuilds = 0  # prefills (row joined or window slid), for tests and the benchmark
         self.tokens_fed = 0
         self.forwards = 0
@@ -230,7 +222,7 @@ class BatchedCachedStep:
                 fresh.setdefault(tuple(window), []).append(row)
         position = {row: i for i, row in enumerate(rows)}
         with torch.inference_mode():
-            out = self._fresh_out(len(rows))
+            out = self._head.fresh(len(rows))
             for group in fresh.values():
                 for row in group:
                     self._release(row)
@@ -265,22 +257,6 @@ class BatchedCachedStep:
     def _lean(self) -> LeanGPT2 | None:
         """The lean forward, unless the model is in training mode (dropout: HF forward)."""
         return None if self.model.training else self.lean
-
-    def _fresh_out(self, batch: int) -> torch.Tensor:
-        """The logits buffer's first ``batch`` rows, all -inf again."""
-        if batch > self._out.shape[0]:
-            self._out = torch.full(
-                (max(batch, 2 * self._out.shape[0]), V.VOCAB_SIZE),
-                float("-inf"),
-                dtype=torch.float32,
-                device=self.device,
-            )
-            self._spans = [(0, 0)] * self._out.shape[0]
-        for i, (low, high) in enumerate(self._spans):
-            if high > low:
-                self._out[i, low:high] = float("-inf")
-                self._spans[i] = (0, 0)
-        return self._out[:batch]
 
     def _release(self, row: int) -> None:
         if row not in self._held:
@@ -326,58 +302,10 @@ class BatchedCachedStep:
         open_ids: Sequence[Ranges],
     ) -> None:
         """Logits of last hidden states (GPT-2) or the model's logits into ``out[targets]``."""
-        if not self._split:
-            out.index_copy_(0, torch.tensor(targets, device=out.device), last.float())
-            for target in targets:
-                self._spans[target] = (0, V.VOCAB_SIZE)
-            return
-        weight = self.model.lm_head.weight
-        for rows, plan in _head_plans(open_ids):
-            h = _pick(last, rows)
-            dest = [targets[i] for i in rows]
-            for target in dest:
-                self._spans[target] = (plan[0][0], plan[-1][1])
-            block: torch.Tensor | None = None  # a view of out when dest rows are consecutive
-            index: torch.Tensor | None = None
-            if _consecutive(dest):
-                block = out[dest[0] : dest[0] + len(dest)]
-            else:
-                index = torch.tensor(dest, device=out.device)
-            if len(plan) <= 3:
-                for low, high in plan:
-                    part = F.linear(h, weight[low:high]).float()
-                    if block is not None:
-                        block[:, low:high] = part
-                    else:
-                        out[index, low:high] = part
-            else:
-                keep = _block(plan) == 2  # instrument blocks: the same every note step
-                sub, cols = self._gather_weight(weight, plan, keep=keep)
-                part = F.linear(h, sub).float()
-                if block is not None:
-                    block.index_copy_(1, cols, part)
-                else:
-                    assert index is not None
-                    out[index[:, None], cols[None, :]] = part
-
-    def _gather_weight(
-        self, weight: torch.Tensor, ranges: Ranges, *, keep: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Head rows of many small ranges; kept when ``keep`` (instrument blocks, which
-        stay the same once the instrument cap is reached)."""
-        key = (ranges, weight.data_ptr(), weight._version, weight.dtype, weight.device)
-        hit = self._gathered.get(key)
-        if hit is not None:
-            self._gathered.move_to_end(key)
-            return hit
-        cols = torch.cat([torch.arange(low, high) for low, high in ranges]).to(weight.device)
-        made = (weight.index_select(0, cols), cols)
-        if not keep:
-            return made
-        self._gathered[key] = made
-        while len(self._gathered) > GATHERED:
-            self._gathered.popitem(last=False)
-        return made
+        if self._split:
+            self._head.write(out, targets, last, open_ids)
+        else:
+            self._head.write_logits(out, targets, last)
 
     def _prefill(
         self, window: list[int]
@@ -447,7 +375,7 @@ class BatchedCachedStep:
                     buf[:batch, :, start:end] = piece[:, :, start:end]
         cache.length = end
         if len(picked) < batch:
-            last = _pick(last, picked)
+            last = pick(last, picked)
         rows = [self._order[i] for i in picked]
         self._write(out, [position[row] for row in rows], last, [opens[row] for row in rows])
 
@@ -469,68 +397,6 @@ class BatchedCachedStep:
         total = self._cache.length
         if total - max(lengths) > max(total // 4, 8):
             self._cache.compact(lengths)
-
-
-def _consecutive(indices: Sequence[int]) -> bool:
-    return indices[-1] - indices[0] == len(indices) - 1 and list(indices) == sorted(indices)
-
-
-def _pick(t: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
-    """Rows of ``t``: a view when they are consecutive (no index tensor, no copy)."""
-    if _consecutive(rows):
-        return t[rows[0] : rows[0] + len(rows)]
-    return t.index_select(0, torch.tensor(list(rows), device=t.device))
-
-
-def _block(ranges: Ranges) -> int:
-    """The slot block (0 times, 1 durations, 2 notes or REST alone) ranges start in."""
-    first = ranges[0][0]
-    return 0 if first < V.DUR_OFFSET else 1 if first < V.NOTE_OFFSET else 2
-
-
-def _head_plans(open_ids: Sequence[Ranges]) -> list[tuple[list[int], Ranges]]:
-    """(batch indices, id ranges) per head product.
-
-    Rows with the same ranges share one product; rows of one slot with different ranges
-    (onset windows at different times, different instrument sets) share one over the
-    union of their ranges when that costs about as much as one product per row.
-    """
-    same: dict[Ranges, list[int]] = {}
-    for i, ranges in enumerate(open_ids):
-        if ranges:
-            same.setdefault(tuple(ranges), []).append(i)
-    by_block: dict[int, list[Ranges]] = {}
-    for ranges in same:
-        by_block.setdefault(_block(ranges), []).append(ranges)
-    plans: list[tuple[list[int], Ranges]] = []
-    for group in by_block.values():
-        if len(group) > 1:
-            union = _union(group)
-            rows = sorted(i for ranges in group for i in same[ranges])
-            separate = sum(_size(r) * len(same[r]) + CALL_IDS for r in group)
-            if len(rows) * _size(union) <= separate:
-                plans.append((rows, union))
-                continue
-        plans.extend((same[ranges], ranges) for ranges in group)
-    return plans
-
-
-def _size(ranges: Ranges) -> int:
-    return sum(high - low for low, high in ranges)
-
-
-def _union(all_ranges: Sequence[Ranges]) -> Ranges:
-    """Sorted union of id ranges; gaps of up to ``GAP`` ids are bridged (one product over
-    a few extra ids is cheaper than another call)."""
-    if len(all_ranges) == 1:
-        return all_ranges[0]
-    merged: list[tuple[int, int]] = []
-    for low, high in sorted(r for ranges in all_ranges for r in ranges):
-        if merged and low <= merged[-1][1] + GAP:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
-        else:
-            merged.append((low, high))
-    return tuple(merged)
 
 
 def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
