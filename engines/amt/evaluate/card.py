@@ -56,6 +56,10 @@ Instruments seen in training (GM programs): {instruments}.
 - Steps: {step:,} ({tokens_seen:,} tokens seen, {epochs:.2f} passes over the training set);
   best validation at step {best_step:,}.{hardware}
 
+## Run history
+
+{run_history}
+
 ## Evaluation
 
 Validation NLL per event (nats; an event's time, duration and note tokens summed, each
@@ -112,6 +116,34 @@ def _gain(value: float, trigram: float) -> str:
     return f"{100 * (value - trigram) / trigram:+.1f} %"
 
 
+def _run_history(training: dict[str, Any]) -> str:
+    """The run's notes and its validation curve (every ~500 steps, the best, the last)."""
+    notes = training.get("run_notes") or "One uninterrupted run with the config above."
+    history = [(int(step), float(nll)) for step, nll in training.get("history", [])]
+    if not history:
+        return notes
+    eval_sequences = training["config"]["run"]["eval_sequences"]
+    best = min(history, key=lambda record: record[1])
+    keep = {history[0], history[-1], best}
+    keep.update(record for record in history if record[0] % 500 == 0)
+    rows = [
+        f"| {step:,} | {nll:.3f}{' (best)' if (step, nll) == best else ''} |"
+        for step, nll in sorted(keep)
+    ]
+    return "\n".join(
+        [
+            notes,
+            "",
+            f"Validation NLL per event during training (first {eval_sequences} validation",
+            "sequences; the evaluation below uses all of them):",
+            "",
+            "| step | nats/event |",
+            "|---|---|",
+            *rows,
+        ]
+    )
+
+
 def _manifest_train_tokens() -> int:
     from engines.amt.data.arrays import DATA_DIR
 
@@ -166,6 +198,7 @@ def render(training: dict[str, Any], evaluation: dict[str, Any], size_bytes: int
         nps_gen=generated["notes_per_second"], nps_val=pieces["notes_per_second"],
         poly_gen=generated["polyphony"], poly_val=pieces["polyphony"],
         valid_midi=generated["valid_midi"], targets=targets,
+        run_history=_run_history(training),
     )
 
 

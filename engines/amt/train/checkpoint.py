@@ -2,7 +2,10 @@
 
 ``RUN/last.pt``: model + optimizer + step + RNG states + best validation so far, written
 atomically so a kill mid-save never loses the previous checkpoint. ``RUN/best.pt``: the
-fp32 model weights of the best validation step (what gets exported).
+fp32 model weights of the best validation step (what gets exported). ``RUN/runlog.json``
+(optional, written by hand): ``{"note": "..."}`` on what changed during the run (a config
+edited between resumes). The export copies it and ``RUN/history.jsonl`` (validation NLL
+per event by step) into training.json for the model card.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from engines.amt.train.model import gpt2_config
 
 LAST = "last.pt"
 BEST = "best.pt"
+RUNLOG = "runlog.json"
+HISTORY = "history.jsonl"  # the trainer appends one validation record per line
 
 
 @dataclass
@@ -114,5 +119,17 @@ def export_best(
         kwargs["safe_serialization"] = True  # transformers 4.x; 5.x always writes safetensors
     model.save_pretrained(target, **kwargs)
     info = {**data["info"], **card_info}
+    runlog = run_dir / RUNLOG
+    if runlog.is_file():
+        info["run_notes"] = str(json.loads(runlog.read_text()).get("note", ""))
+    history = run_dir / HISTORY
+    if history.is_file():
+        # one record per validation; a resumed run may have repeated one: keep the last
+        by_step: dict[int, float] = {}
+        for line in history.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                by_step[int(record["step"])] = float(record["val_nll_per_event"])
+        info["history"] = [[step, by_step[step]] for step in sorted(by_step)]
     (target / "training.json").write_text(json.dumps(info, indent=1) + "\n")
     return target

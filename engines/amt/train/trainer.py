@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from engines.amt.train.checkpoint import (
+    HISTORY,
     RunState,
     load_checkpoint,
     save_best,
@@ -161,7 +162,7 @@ class Trainer:
             self.state.best_val = result.nll_per_event
             self.state.best_step = self.state.step
             save_best(self.run_dir, self.model, self.card_info())
-        with (self.run_dir / "history.jsonl").open("a") as log:
+        with (self.run_dir / HISTORY).open("a") as log:
             log.write(json.dumps(record) + "\n")
         return result
 

@@ -43,7 +43,9 @@ def packed(*triples: list[int]) -> np.ndarray:
     return np.array([[V.AUTOREGRESS, *body]], dtype=np.uint16)
 
 
-def test_events_are_interarrival_triples_with_controls_dropped_and_restart_after_separator() -> None:
+def test_events_are_interarrival_triples_with_controls_dropped_and_restart_after_separator() -> (
+    None
+):
     seq = packed(
         triple(10, 5, 60), control(12, 5, 64), triple(30, 7, 62), SEP, triple(4, 9, 67, 40)
     )
@@ -83,7 +85,9 @@ def all_seen_plus_unseen_mass(model: ngram.KneserNeyTrigram, context: EventArray
     vocab = model.vocab
     note = vocab % FIELD_SIZES[2]
     rest = vocab // FIELD_SIZES[2]
-    candidates = EventArrays(rest // FIELD_SIZES[1], rest % FIELD_SIZES[1], note, np.zeros(len(vocab), bool))
+    candidates = EventArrays(
+        rest // FIELD_SIZES[1], rest % FIELD_SIZES[1], note, np.zeros(len(vocab), bool)
+    )
     seen_total = 0.0
     seen_base = float(np.exp(model.base.log_prob(candidates)).sum())
     for i in range(len(vocab)):
@@ -98,7 +102,9 @@ def all_seen_plus_unseen_mass(model: ngram.KneserNeyTrigram, context: EventArray
 
 def _append(context: EventArrays, candidates: EventArrays, i: int) -> EventArrays:
     one = EventArrays(
-        candidates.dt[i : i + 1], candidates.dur[i : i + 1], candidates.note[i : i + 1],
+        candidates.dt[i : i + 1],
+        candidates.dur[i : i + 1],
+        candidates.note[i : i + 1],
         np.array([False]),
     )
     return _concat(context, one)
@@ -118,7 +124,9 @@ def test_kneser_ney_sums_to_one_after_any_context(context_length: int) -> None:
     train, held = small_corpus()
     model = ngram.KneserNeyTrigram(train)
     context = EventArrays(
-        held.dt[:context_length], held.dur[:context_length], held.note[:context_length],
+        held.dt[:context_length],
+        held.dur[:context_length],
+        held.note[:context_length],
         held.start[:context_length],
     )
     assert math.isclose(all_seen_plus_unseen_mass(model, context), 1.0, rel_tol=1e-6)
@@ -145,7 +153,11 @@ def test_trigram_beats_unigram_on_repetitive_music_and_unseen_events_stay_finite
 
 
 def test_notes_and_pieces_skip_rests_drums_and_short_stretches() -> None:
-    events = triple(0, 10, 60) + triple(5, 10, 36, V.DRUMS) + [V.TIME_OFFSET + 20, V.DUR_OFFSET + 30, V.REST]
+    events = (
+        triple(0, 10, 60)
+        + triple(5, 10, 36, V.DRUMS)
+        + [V.TIME_OFFSET + 20, V.DUR_OFFSET + 30, V.REST]
+    )
     notes = notes_of(events)
     assert notes.pitch.tolist() == [60] and notes.onset.tolist() == [0]
     long_piece = [triple(10 * i, 10, 60 + i % 12) for i in range(25)]
@@ -214,3 +226,79 @@ def test_piano_roll_png_decodes_and_shows_each_note_where_it_sounds(tmp_path) ->
     assert pixel(60, 0.55) == BACKGROUND  # before the note: nothing (off the grid lines)
     assert pixel(66, 1.2) == BACKGROUND
     assert (image[strip + 6 :] != FAMILY_COLOURS[0]).any(axis=2).all()  # empty second strip
+
+
+def card_inputs() -> tuple[dict[str, object], dict[str, object]]:
+    from engines.amt.train.config import DEFAULT_CONFIG, load_config
+
+    training = {
+        "step": 3000,
+        "tokens_seen": 24_576_000,
+        "best_val_nll_per_event": 4.61,
+        "best_step": 2900,
+        "train_instruments": [0, 40, 41],
+        "train_tokens": 7_178_240,
+        "hardware": "CPU, 2 threads, fp32",
+        "config": load_config(DEFAULT_CONFIG).to_dict(),
+        "run_notes": "from step 1350: dropout 0.0",
+        "history": [[100, 11.7], [500, 7.65], [1000, 5.84], [2900, 4.61], [3000, 4.62]],
+    }
+    nll = {
+        "model": 4.3,
+        "model_past_onsets_allowed": 5.9,
+        "untrained": 25.8,
+        "unigram_add_k": 7.6,
+        "trigram_kneser_ney": 4.96,
+    }
+    evaluation = {
+        "reference_nll": {
+            "what": "first 16 committed validation sequences",
+            "nll_per_event": 4.377,
+            "events": 5456,
+        },
+        "validation": {"sequences": 237, "events": 80817, "nll_per_event": nll},
+        "generated": {
+            "pieces": 20,
+            "seconds": 20.0,
+            "top_p": 0.95,
+            "temperature": 1.0,
+            "in_key_share": 0.97,
+            "pitch_class_tv_distance": 0.05,
+            "notes_per_second": 5.8,
+            "polyphony": 2.1,
+            "valid_midi": 20,
+            "min_notes": 62,
+        },
+        "validation_pieces": {
+            "pieces": 429,
+            "in_key_share": 0.9745,
+            "notes_per_second": 6.47,
+            "polyphony": 1.67,
+        },
+        "targets_met": {"NLL per event >= 10 % below the trigram model's": True},
+    }
+    return training, evaluation
+
+
+def test_model_card_renders_every_figure_from_the_json_files() -> None:
+    import re
+
+    from engines.amt.evaluate.card import render
+
+    training, evaluation = card_inputs()
+    card = render(training, evaluation, 35_000_000)
+    assert "{" not in card and "}" not in card  # every placeholder filled
+    # the bundled-model test reads the reference NLL back from this sentence
+    quoted = re.search(r"reference NLL: \*\*([0-9.]+) nats per event\*\*", card)
+    assert quoted is not None and quoted.group(1) == "4.377"
+    assert (
+        "| this model, as sampled (onsets never before the previous event's) | 4.300 | -13.3 % |"
+        in card
+    )
+    assert "from step 1350: dropout 0.0" in card
+    # the validation curve: every 500 steps, the first, the best and the last
+    assert "| 100 | 11.700 |" in card and "| 500 | 7.650 |" in card
+    assert "| 2,900 | 4.610 (best) |" in card and "| 3,000 | 4.620 |" in card
+    assert "| 1,000 | 5.840 |" in card
+    assert "NLL per event >= 10 % below the trigram model's: met" in card
+    assert "3,000 (24,576,000 tokens seen, 3.42 passes" in card

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -206,7 +207,17 @@ def test_cli_trains_resumes_and_exports_fp16(
     assert model.dtype == torch.float16
     assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()
     assert (out / "model.safetensors").is_file()
-    assert '"train_instruments"' in (out / "training.json").read_text()
+    training = json.loads((out / "training.json").read_text())
+    assert "train_instruments" in training
+    assert [step for step, _ in training["history"]] == [2, 3]
+    assert "run_notes" not in training  # no run log written
+    (tmp_path / "run" / "runlog.json").write_text('{"note": "lr halved at step 2"}')
+    with (tmp_path / "run" / "history.jsonl").open("a") as log:  # a repeated validation
+        log.write('{"step": 3.0, "val_loss": 1.0, "val_nll_per_event": 3.5}\n')
+    assert cli.run(parser.parse_args([*args, "--export-only"])) == 0
+    training = json.loads((out / "training.json").read_text())
+    assert training["run_notes"] == "lr halved at step 2"
+    assert training["history"][-1] == [3, 3.5] and len(training["history"]) == 2
 
 
 # -- pieces --------------------------------------------------------------------------------
