@@ -232,19 +232,36 @@ def open_logits(
     return ids, values
 
 
-def nucleus(logits: Logits, top_p: float) -> Logits:
-    """Keep the smallest set of ids whose probability mass reaches ``top_p`` (HF rule)."""
-    if top_p >= 1.0:
-        return logits
-    order = np.argsort(-logits, kind="stable")
-    probs = _softmax(logits[order])
-    remove = np.cumsum(probs) > top_p
-    # shift right so the first id crossing the threshold is kept as well
-    remove[1:] = remove[:-1].copy()
-    remove[0] = False
-    out = logits.copy()
-    out[order[remove]] = NEG_INF
-    return out
+NUCLEUS_CANDIDATES = 64  # first guess at the nucleus size (grown 8x while too small)
+
+
+def nucleus_indices(values: Logits, top_p: float) -> Ids:
+    """Positions (ascending) of the nucleus of ``values`` (finite logits): the highest
+    values in the order of a stable descending sort, up to and including the first whose
+    cumulative probability exceeds ``top_p`` (the HF rule the reference uses).
+
+    The nucleus is usually a few dozen of 1k-16k open ids, so candidates are picked by a
+    partition (linear) instead of sorting them all: everything at least as large as the
+    k-th largest value, ties included, which is exactly the full sort's first entries.
+    """
+    n = values.size
+    shifted = np.exp(values - values.max())
+    total = shifted.sum()
+    k = NUCLEUS_CANDIDATES
+    while True:
+        if k >= n:
+            candidates: Ids = np.arange(n)
+        else:
+            kth = np.partition(values, n - k)[n - k]
+            candidates = np.flatnonzero(values >= kth)
+        order = candidates[np.argsort(-values[candidates], kind="stable")]
+        cumulative = np.cumsum(shifted[order] / total)
+        # keep up to and including the first id whose cumulative mass exceeds top_p
+        keep = int(cumulative.searchsorted(top_p, side="right")) + 1
+        if keep <= order.size or k >= n:
+            chosen: Ids = np.sort(order[:keep])
+            return chosen
+        k *= 8
 
 
 def _softmax(logits: Logits) -> Logits:
@@ -282,11 +299,7 @@ def sample_open(
     if temperature != 1.0:
         values = values / temperature
     if top_p < 1.0:
-        order = np.argsort(-values, kind="stable")
-        cumulative = np.cumsum(_softmax(values[order]))
-        # HF rule: keep up to and including the first id whose cumulative mass exceeds top_p
-        keep = int(np.searchsorted(cumulative, top_p, side="right")) + 1
-        chosen = np.sort(order[: min(keep, order.size)])
+        chosen = nucleus_indices(values, top_p)
         open_ids, values = open_ids[chosen], values[chosen]
     cdf = _softmax(values).cumsum()  # methods, not np.* wrappers: this runs per token
     u = float(torch.rand((), generator=generator, dtype=torch.float64))

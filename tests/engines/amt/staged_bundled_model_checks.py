@@ -52,6 +52,25 @@ def test_bundled_weights_are_small_fp16_package_data() -> None:
     assert config["vocab_size"] == 55028 and config["tie_word_embeddings"] in (True, None)
 
 
+def test_a_wheel_carries_the_weights_as_package_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A non-editable install finds the weights: they are inside the built wheel."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation",
+         "--no-index", "-q", "-w", str(tmp_path)],
+        check=True, timeout=300,
+    )
+    (wheel,) = tmp_path.glob("tutti-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("model.safetensors", "config.json", "MODEL_CARD.md"):
+        assert f"engines/amt/weights/{name}" in names
+
+
 def test_the_engine_uses_the_bundled_model_by_default(bundled: models.LoadedModel) -> None:
     assert bundled.choice.source == "bundled" and bundled.choice.local_files_only
     assert bundled.dtype == "float32"  # fp16 on disk, fp32 on the CPU

@@ -12,6 +12,7 @@ from engines.amt.masks import (
     Constraints,
     mask_logits,
     note_instruments,
+    nucleus_indices,
     open_logits,
     open_ranges,
     sample,
@@ -130,6 +131,36 @@ def test_open_ranges_hold_exactly_the_ids_the_masks_leave_open(seed: int) -> Non
         for _ in range(3):
             got = sample_open(ids, values, top_p=0.9, temperature=0.8, generator=a)
             assert got == sample(masked, top_p=0.9, temperature=0.8, generator=b)
+
+
+def full_sort_nucleus(values: np.ndarray, top_p: float) -> np.ndarray:
+    """The HF rule written plainly: sort everything, cut after the mass passes top_p."""
+    order = np.argsort(-values, kind="stable")
+    probs = np.exp(values[order] - values.max())
+    cumulative = np.cumsum(probs / probs.sum())
+    remove = cumulative > top_p
+    remove[1:] = remove[:-1].copy()  # the first id crossing the threshold is kept
+    remove[0] = False
+    return np.sort(order[~remove])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_partitioned_nucleus_equals_sorting_everything(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([1, 2, 63, 64, 65, 1000, 16513]))
+    shape = seed % 4
+    if shape == 0:  # peaked: a nucleus of a few ids
+        values = rng.normal(scale=6.0, size=n)
+    elif shape == 1:  # flat: the nucleus needs most ids (several growth rounds)
+        values = rng.normal(scale=0.05, size=n)
+    elif shape == 2:  # many ties, also at the candidate boundary
+        values = rng.integers(-3, 3, size=n).astype(np.float64)
+    else:  # trained-model-like: a few strong ids over a long tail
+        values = np.concatenate([rng.normal(8, 1, size=min(n, 5)), rng.normal(0, 2, size=n)])[:n]
+    for top_p in (0.05, 0.5, 0.9, 0.95, 0.999999):
+        got = nucleus_indices(values, top_p)
+        want = full_sort_nucleus(values, top_p)
+        assert np.array_equal(got, want), (n, shape, top_p)
 
 
 def test_negative_onset_window_is_rejected() -> None:
