@@ -16,6 +16,8 @@ from typing import Any
 
 from engines.amt.models import BUNDLED_DIR
 
+PICTURE = "piano-rolls.png"  # `tutti eval --out FOLDER` draws it; copied beside the card
+
 TEMPLATE = """\
 # Model card: Tutti's bundled AMT model
 
@@ -88,7 +90,7 @@ the shipped weights.
 | notes per second | {nps_gen:.2f} | {nps_val:.2f} |
 | mean polyphony | {poly_gen:.2f} | {poly_val:.2f} |
 | valid MIDI with at least 20 notes | {valid_midi}/{pieces} | - |
-
+{picture}
 Targets (issue 7): {targets}
 
 ## Retraining
@@ -151,7 +153,13 @@ def _manifest_train_tokens() -> int:
     return int(manifest["totals"]["train_tokens"])
 
 
-def render(training: dict[str, Any], evaluation: dict[str, Any], size_bytes: int) -> str:
+def render(
+    training: dict[str, Any],
+    evaluation: dict[str, Any],
+    size_bytes: int,
+    picture: str | None = None,
+) -> str:
+    """The card's markdown; ``picture``: a piano-roll PNG of the pieces beside the card."""
     cfg = training["config"]
     model, optim = cfg["model"], cfg["optim"]
     width, vocab, layers = model["n_embd"], model["vocab_size"], model["n_layer"]
@@ -199,6 +207,7 @@ def render(training: dict[str, Any], evaluation: dict[str, Any], size_bytes: int
         poly_gen=generated["polyphony"], poly_val=pieces["polyphony"],
         valid_midi=generated["valid_midi"], targets=targets,
         run_history=_run_history(training),
+        picture=f"\n![Piano rolls of the generated pieces]({picture})\n" if picture else "",
     )
 
 
@@ -211,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     folder: Path = args.weights
     training = json.loads((folder / "training.json").read_text())
     evaluation = json.loads((folder / "evaluation.json").read_text())
-    card = render(training, evaluation, (folder / "model.safetensors").stat().st_size)
+    picture = PICTURE if (folder / PICTURE).is_file() else None
+    card = render(training, evaluation, (folder / "model.safetensors").stat().st_size, picture)
     (folder / "MODEL_CARD.md").write_text(card)
     print(f"wrote {folder / 'MODEL_CARD.md'}")
     return 0

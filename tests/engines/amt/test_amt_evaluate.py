@@ -302,3 +302,6 @@ def test_model_card_renders_every_figure_from_the_json_files() -> None:
     assert "| 1,000 | 5.840 |" in card
     assert "NLL per event >= 10 % below the trigram model's: met" in card
     assert "3,000 (24,576,000 tokens seen, 3.42 passes" in card
+    assert "![" not in card  # no picture unless one is given
+    with_picture = render(training, evaluation, 35_000_000, "piano-rolls.png")
+    assert "![Piano rolls of the generated pieces](piano-rolls.png)" in with_picture
