@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from cas.errors import CasError
 from cas.store import CasStore
-from hub.archive import delete_records
+from hub.artifact_deletion import delete_records
 from hub.artifacts import MAX_LIST_LIMIT, Artifact, ArtifactStore
 from hub.errors import ErrorCode, HubError
 from hub.sqlite import connect, database_path

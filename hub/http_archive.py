@@ -6,7 +6,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub.archive import delete_artifact, export_session, import_session
+from hub.archive import export_session, import_session
+from hub.artifact_deletion import delete_artifact
 from hub.gc import gc
 from hub.http import JSONResponse, _check_token, _hub
 from hub.media import safe_name
