@@ -15,7 +15,10 @@ from typing import Any, Literal
 from engines.errors import EngineError
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
-NO_BUNDLED_WEIGHTS = "no bundled AMT weights yet; pass --amt-model DIR or a hub id"
+NO_BUNDLED_WEIGHTS = (
+    "the bundled AMT weights are missing (engines/amt/weights/model.safetensors): "
+    "reinstall Tutti, or pass --amt-model DIR or a hub id"
+)
 # "owner/name" as the Hugging Face hub spells repository ids
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

@@ -76,9 +76,9 @@ slot-normalised), {valid_sequences} validation sequences, {valid_events:,} event
 | unigram event model (add-k) | {nll_unigram:.3f} | {vs_unigram} |
 | trigram event model (Kneser-Ney) | {nll_trigram:.3f} | 0.0 % |
 
-The test suite's reference NLL: **{reference:.3f} nats per event** on the {reference_what}
-({reference_events:,} events); `tests/engines/amt/test_amt_bundled.py` recomputes it from
-the shipped weights.
+The test suite's reference NLL: **{reference:.3f} nats per event** on {reference_what}
+({reference_events:,} events; the trigram model: {reference_trigram}); the test
+`tests/engines/amt/test_amt_bundled.py` recomputes both from the shipped weights and data.
 
 {pieces} generated {seconds:g} s pieces (top_p {top_p}, temperature {temperature}, seeds
 0-{last_seed}) against {valid_pieces} validation pieces:
@@ -101,7 +101,8 @@ tutti train --config engines/amt/train/default.toml --run-dir RUN --max-minutes 
 # ... repeat the same command to continue (it resumes); then:
 tutti train --config engines/amt/train/default.toml --run-dir RUN --export-only \\
     --export engines/amt/weights
-tutti eval --record engines/amt/weights/evaluation.json
+tutti eval --record engines/amt/weights/evaluation.json --out EVAL
+cp EVAL/piano-rolls.png engines/amt/weights/
 python -m engines.amt.evaluate.card
 ```
 
@@ -198,6 +199,11 @@ def render(
         reference=evaluation["reference_nll"]["nll_per_event"],
         reference_what=evaluation["reference_nll"]["what"],
         reference_events=evaluation["reference_nll"]["events"],
+        reference_trigram=(
+            f"{evaluation['reference_nll']['trigram_nll_per_event']:.3f}"
+            if "trigram_nll_per_event" in evaluation["reference_nll"]
+            else "not recorded"
+        ),
         pieces=generated["pieces"], seconds=generated["seconds"], top_p=generated["top_p"],
         temperature=generated["temperature"], last_seed=generated["pieces"] - 1,
         valid_pieces=pieces["pieces"],

@@ -72,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
     from engines.amt import vocab as V
     from engines.amt.data.arrays import DATA_DIR, TOKENS_FILE, load_tokens
     from engines.amt.evaluate.events import pieces_of, sequence_events
-    from engines.amt.evaluate.likelihood import REFERENCE_SEQUENCES, model_nll_per_event
+    from engines.amt.evaluate.likelihood import (
+        model_nll_per_event,
+        reference_description,
+        reference_sequences,
+    )
     from engines.amt.evaluate.music import summarise, total_variation
     from engines.amt.evaluate.ngram import AddKUnigram, KneserNeyTrigram, nll_per_event
     from engines.amt.evaluate.samples import generate_samples
@@ -93,12 +97,17 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     train_events, valid_events = sequence_events(train), sequence_events(valid)
     unigram = nll_per_event(AddKUnigram(train_events, k=1.0).log_prob(valid_events))
-    trigram = nll_per_event(KneserNeyTrigram(train_events).log_prob(valid_events))
+    trigram_model = KneserNeyTrigram(train_events)
+    trigram = nll_per_event(trigram_model.log_prob(valid_events))
     # Scored as sampled: onsets never before the previous event's (the n-grams' support too)
     ours, events = _nll(loaded.model, valid, "model", not args.no_progress)
     free, _ = _nll(loaded.model, valid, "model, free time", not args.no_progress, constrained=False)
+    reference_set = reference_sequences(valid)
     reference, reference_events = model_nll_per_event(
-        loaded.model, valid[:REFERENCE_SEQUENCES], onsets_not_in_past=True
+        loaded.model, reference_set, onsets_not_in_past=True
+    )
+    reference_trigram = nll_per_event(
+        trigram_model.log_prob(sequence_events(reference_set))
     )
     untrained, _ = _nll(_untrained_like(loaded.model), valid, "untrained", not args.no_progress)
 
@@ -181,8 +190,9 @@ def run(args: argparse.Namespace) -> int:
         figures = {
             "model": loaded.choice.label,
             "reference_nll": {
-                "what": f"first {REFERENCE_SEQUENCES} committed validation sequences",
+                "what": reference_description(valid),
                 "nll_per_event": round(reference, 4),
+                "trigram_nll_per_event": round(reference_trigram, 4),
                 "events": reference_events,
             },
             "validation": {

@@ -1,7 +1,4 @@
-"""STAGED, not collected yet (issue 7): becomes tests/hub/test_server_amt_default.py in the
-commit that ships the bundled weights (it passed this session against a trial export).
-
-Out of the box: `tutti serve` with no model settings runs the AMT engine on the bundled
+"""Out of the box: `tutti serve` with no model settings runs the AMT engine on the bundled
 weights (CPU, offline), lists it in /models, and a generate job streams notes into a take."""
 
 from __future__ import annotations
