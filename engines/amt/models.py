@@ -114,6 +114,14 @@ def load(model: str | None, *, device: str | None = None, dtype: str | None = No
 
     where = pick_device(device)
     precision = pick_dtype(where, dtype)
+    from transformers.utils import logging as transformers_logging
+
+    hf_logging: Any = transformers_logging  # its toggles are untyped
+
+    # a "Loading weights" bar per load would interleave with the hub's log and the CLI's own
+    # progress bar; a 35 MB file loads in milliseconds anyway
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         loaded = GPT2LMHeadModel.from_pretrained(
             choice.location,
@@ -128,6 +136,9 @@ def load(model: str | None, *, device: str | None = None, dtype: str | None = No
         raise unavailable(
             f"cannot load AMT model {choice.label}: {exc}{hint}", model=choice.location
         ) from exc
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     vocab = int(loaded.config.vocab_size)
     from engines.amt import vocab as V
 

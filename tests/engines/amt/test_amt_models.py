@@ -56,6 +56,17 @@ def test_no_bundled_weights_is_a_clear_reason(
     assert "--amt-model" in err.value.message
 
 
+def test_loading_prints_no_progress_bar_and_leaves_the_setting_alone(
+    model_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()
+    models.load(str(model_dir))
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # restored for whoever else uses transformers
+
+
 def test_bundled_folder_is_used_when_it_holds_weights(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
