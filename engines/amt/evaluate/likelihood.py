@@ -28,13 +28,16 @@ def reference_sequences(valid: npt.NDArray[np.integer]) -> npt.NDArray[np.intege
     so the first 16 are two or three pieces (one of them a tune a trigram predicts as well
     as the model: 4.23 vs 4.22 nats/event), not a sample of the set.
     """
-    stride = max(len(valid) // REFERENCE_SEQUENCES, 1)
-    return valid[::stride][:REFERENCE_SEQUENCES]
+    return valid[:: _reference_stride(valid)][:REFERENCE_SEQUENCES]
 
 
 def reference_description(valid: npt.NDArray[np.integer]) -> str:
-    stride = max(len(valid) // REFERENCE_SEQUENCES, 1)
+    stride = _reference_stride(valid)
     return f"{REFERENCE_SEQUENCES} validation sequences spread over the set (every {stride}th)"
+
+
+def _reference_stride(valid: npt.NDArray[np.integer]) -> int:
+    return max(len(valid) // REFERENCE_SEQUENCES, 1)
 
 
 @torch.inference_mode()
