@@ -1,4 +1,4 @@
-"""Logit masks and the sampling transform of the AMT sampler.
+"""Logit masks of the AMT sampler, and the id ranges they leave open.
 
 ``reference`` masks reproduce the reference sampler (AMT-FORMAT.md §2) bit for bit:
 controls and special ids always blocked, the slot masks (with REST left open in every slot,
@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from engines.amt import vocab as V
 
 Logits = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
-Ids = npt.NDArray[np.int64]
 Ranges = tuple[tuple[int, int], ...]  # sorted, disjoint half-open id ranges
 
 NEG_INF = float("-inf")
@@ -197,111 +195,3 @@ def open_ranges(
         else:
             ranges.append((V.REST, V.REST + 1))
     return tuple(ranges)
-
-
-@lru_cache(maxsize=64)
-def _range_ids(ranges: Ranges) -> Ids:
-    ids: Ids = np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in ranges])
-    ids.flags.writeable = False
-    return ids
-
-
-def open_logits(
-    logits: npt.NDArray[np.floating], ranges: Ranges, extra_note_mask: Mask | None = None
-) -> tuple[Ids, Logits]:
-    """The open ids (ascending) and their float64 logits, as ``mask_logits`` leaves them.
-
-    ``ranges`` from ``open_ranges``; pass the extra note mask in the note slot only. Equal
-    to ``flatnonzero(masked > -inf)`` and ``masked[...]`` of the full masked vector, at the
-    cost of the open ids alone.
-    """
-    if not ranges:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    if len(ranges) == 1:
-        lo, hi = ranges[0]
-        ids: Ids = np.arange(lo, hi, dtype=np.int64)
-        values: Logits = logits[lo:hi].astype(np.float64)
-    else:
-        ids = _range_ids(ranges)
-        values = logits[ids].astype(np.float64)
-    keep = values > NEG_INF
-    if extra_note_mask is not None:
-        keep &= ~extra_note_mask[ids]
-    if not keep.all():
-        ids, values = ids[keep], values[keep]
-    return ids, values
-
-
-NUCLEUS_CANDIDATES = 64  # first guess at the nucleus size (grown 8x while too small)
-
-
-def nucleus_indices(values: Logits, top_p: float) -> Ids:
-    """Positions (ascending) of the nucleus of ``values`` (finite logits): the highest
-    values in the order of a stable descending sort, up to and including the first whose
-    cumulative probability exceeds ``top_p`` (the HF rule the reference uses).
-
-    The nucleus is usually a few dozen of 1k-16k open ids, so candidates are picked by a
-    partition (linear) instead of sorting them all: everything at least as large as the
-    k-th largest value, ties included, which is exactly the full sort's first entries.
-    """
-    n = values.size
-    shifted = np.exp(values - values.max())
-    total = shifted.sum()
-    k = NUCLEUS_CANDIDATES
-    while True:
-        if k >= n:
-            candidates: Ids = np.arange(n)
-        else:
-            kth = np.partition(values, n - k)[n - k]
-            candidates = np.flatnonzero(values >= kth)
-        order = candidates[np.argsort(-values[candidates], kind="stable")]
-        cumulative = np.cumsum(shifted[order] / total)
-        # keep up to and including the first id whose cumulative mass exceeds top_p
-        keep = int(cumulative.searchsorted(top_p, side="right")) + 1
-        if keep <= order.size or k >= n:
-            chosen: Ids = np.sort(order[:keep])
-            return chosen
-        k *= 8
-
-
-def _softmax(logits: Logits) -> Logits:
-    shifted = np.exp(logits - logits.max())
-    result: Logits = shifted / shifted.sum()
-    return result
-
-
-def sample(logits: Logits, *, top_p: float, temperature: float, generator: torch.Generator) -> int:
-    """Temperature, nucleus, softmax, then one inverse-CDF draw from the row's generator.
-
-    Exactly one uniform is drawn per token, so a row's random stream depends only on its
-    own history. Only the open (finite) ids are sorted and summed: a slot mask leaves
-    1k-16k of the 55k ids open, so this is several times cheaper than the full vector.
-    """
-    open_ids = np.flatnonzero(logits > NEG_INF)
-    return sample_open(
-        open_ids, logits[open_ids], top_p=top_p, temperature=temperature, generator=generator
-    )
-
-
-def sample_open(
-    open_ids: Ids,
-    values: Logits,
-    *,
-    top_p: float,
-    temperature: float,
-    generator: torch.Generator,
-) -> int:
-    """``sample`` given only the open ids (ascending) and their finite float64 logits."""
-    if temperature <= 0:
-        raise ValueError("temperature must be > 0")
-    if open_ids.size == 0:
-        raise ValueError("every token is masked")
-    if temperature != 1.0:
-        values = values / temperature
-    if top_p < 1.0:
-        chosen = nucleus_indices(values, top_p)
-        open_ids, values = open_ids[chosen], values[chosen]
-    cdf = _softmax(values).cumsum()  # methods, not np.* wrappers: this runs per token
-    u = float(torch.rand((), generator=generator, dtype=torch.float64))
-    index = int(cdf.searchsorted(u * cdf[-1], side="right"))
-    return int(open_ids[min(index, open_ids.size - 1)])

@@ -20,16 +20,9 @@ import torch
 
 from engines.amt import ops
 from engines.amt import vocab as V
+from engines.amt.draw import RowDraw, draw_rows
 from engines.amt.errors import SamplerError, SamplingCancelled
-from engines.amt.masks import (
-    Constraints,
-    Mask,
-    Ranges,
-    note_instruments,
-    open_logits,
-    open_ranges,
-    sample_open,
-)
+from engines.amt.masks import Constraints, Mask, Ranges, note_instruments, open_ranges
 from engines.amt.steps import ModelStep, NarrowingStep
 
 HISTORY_TOKENS = V.CONTEXT_SIZE - 7  # 1017: flag + 1017 + 2 partial tokens fit in 1024
@@ -311,21 +304,20 @@ class Decoder:
             raise SamplerError(f"model step returned logits of shape {tuple(logits.shape)}")
         # float32 on the CPU is a zero-copy view; torch's own small-op path is slow here
         rows_logits = logits.detach().cpu().float().numpy()
-        for (row, params), slot, ranges, row_logits in zip(
-            active, slots, opens, rows_logits, strict=True
-        ):
-            self.tokens += 1
-            # exactly the reference masks (masks.mask_logits), over the open ids only
-            open_ids, values = open_logits(
-                row_logits, ranges, self._masks[row.index] if slot == 2 else None
+        # exactly the reference masks (masks.mask_logits), over the open ids only
+        draws = [
+            RowDraw(
+                ranges,
+                row.generator,
+                self._masks[row.index] if slot == 2 else None,
+                params.top_p,
+                params.temperature,
             )
-            token = sample_open(
-                open_ids,
-                values,
-                top_p=params.top_p,
-                temperature=params.temperature,
-                generator=row.generator,
-            )
+            for (row, params), slot, ranges in zip(active, slots, opens, strict=True)
+        ]
+        tokens = draw_rows(rows_logits, draws)
+        self.tokens += len(active)
+        for (row, params), slot, token in zip(active, slots, tokens, strict=True):
             row.partial.append(token)
             stop_now = (
                 slot == 0 and not params.finish_stopping_triple and token + row.offset >= row.end
