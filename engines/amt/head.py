@@ -64,10 +64,15 @@ class OpenHead:
                 device=self.device,
             )
             self._spans = [(0, 0)] * self._out.shape[0]
-        for i, (low, high) in enumerate(self._spans):
-            if high > low:
-                self._out[i, low:high] = float("-inf")
-                self._spans[i] = (0, 0)
+        written = [(i, low, high) for i, (low, high) in enumerate(self._spans) if high > low]
+        if written:
+            # one fill over the rows and columns written last time (rows of a step mostly
+            # share a slot, so their spans overlap): fewer calls than one per row
+            rows = written[-1][0] + 1
+            low = min(span[1] for span in written)
+            high = max(span[2] for span in written)
+            self._out[:rows, low:high] = float("-inf")
+            self._spans[:rows] = [(0, 0)] * rows
         return self._out[:batch]
 
     def write_logits(self, out: torch.Tensor, targets: list[int], logits: torch.Tensor) -> None:
