@@ -33,15 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
     parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
+        "--out", type=Path, default=None,
         help="also write the pieces here (MIDI files and piano-rolls.png)",
     )
     parser.add_argument(
-        "--record",
-        type=Path,
-        default=None,
+        "--record", type=Path, default=None,
         help="write the figures as JSON here (the bundled model's evaluation.json)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -49,9 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _row(cells: list[str], widths: list[int]) -> str:
     first, *rest = cells
-    return "  ".join(
-        [first.ljust(widths[0])] + [c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)]
-    )
+    return "  ".join([first.ljust(widths[0])] + [c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)])
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -112,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     reference, reference_events = model_nll_per_event(
         loaded.model, reference_set, onsets_not_in_past=True
     )
-    reference_trigram = nll_per_event(trigram_model.log_prob(sequence_events(reference_set)))
+    reference_trigram = nll_per_event(
+        trigram_model.log_prob(sequence_events(reference_set))
+    )
     untrained, _ = _nll(_untrained_like(loaded.model), valid, "untrained", not args.no_progress)
 
     def gain(value: float) -> str:
@@ -133,9 +129,7 @@ def run(args: argparse.Namespace) -> int:
     reached = [0.0] * args.pieces  # seconds of music decoded per piece
 
     with tqdm(
-        total=args.pieces * args.seconds,
-        desc="generating",
-        unit="s of music",
+        total=args.pieces * args.seconds, desc="generating", unit="s of music",
         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of music [{elapsed}]",
         disable=args.no_progress,
     ) as bar:
@@ -147,12 +141,8 @@ def run(args: argparse.Namespace) -> int:
                 reached[row] = onset
 
         samples = generate_samples(
-            loaded.model,
-            args.pieces,
-            args.seconds,
-            top_p=args.top_p,
-            temperature=args.temperature,
-            on_event=advance,
+            loaded.model, args.pieces, args.seconds, top_p=args.top_p,
+            temperature=args.temperature, on_event=advance,
         )
     if args.out is not None:
         from engines.amt.evaluate.pianoroll import write_piano_rolls
@@ -160,9 +150,8 @@ def run(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         for s in samples:
             (args.out / f"sample-{s.seed:02d}.mid").write_bytes(s.midi)
-        picture = write_piano_rolls(
-            [s.notes for s in samples], args.seconds, args.out / "piano-rolls.png"
-        )
+        picture = write_piano_rolls([s.notes for s in samples], args.seconds,
+                                    args.out / "piano-rolls.png")
         print(f"wrote {len(samples)} MIDI files and {picture} to {args.out}")
     generated = summarise([s.notes for s in samples])
     corpus = summarise(pieces_of(valid))
@@ -173,17 +162,11 @@ def run(args: argparse.Namespace) -> int:
         f"{args.temperature}, seeds 0-{args.pieces - 1}) vs {corpus.pieces} validation pieces",
         ["statistic", "generated", "validation"],
         [
-            [
-                "notes in the estimated key",
-                f"{100 * generated.in_key:.1f} %",
-                f"{100 * corpus.in_key:.1f} %",
-            ],
+            ["notes in the estimated key", f"{100 * generated.in_key:.1f} %",
+             f"{100 * corpus.in_key:.1f} %"],
             ["pitch-class histogram distance (TV)", f"{tv:.3f}", "0"],
-            [
-                "notes per second",
-                f"{generated.notes_per_second:.2f}",
-                f"{corpus.notes_per_second:.2f}",
-            ],
+            ["notes per second", f"{generated.notes_per_second:.2f}",
+             f"{corpus.notes_per_second:.2f}"],
             ["mean polyphony", f"{generated.polyphony:.2f}", f"{corpus.polyphony:.2f}"],
             ["valid MIDI with >= 20 notes", f"{valid_count}/{len(samples)}", "-"],
             ["notes per piece (min)", str(min((len(s.notes) for s in samples), default=0)), "-"],
@@ -195,14 +178,10 @@ def run(args: argparse.Namespace) -> int:
 
     in_key_gap = abs(100 * (generated.in_key - corpus.in_key))
     checks = [
-        (
-            f"NLL per event >= {100 * TARGET_GAIN:.0f} % below the trigram model's",
-            ours <= (1 - TARGET_GAIN) * trigram,
-        ),
-        (
-            f"in-key share within {TARGET_IN_KEY_POINTS:g} points of the corpus ({in_key_gap:.1f})",
-            math.isfinite(in_key_gap) and in_key_gap <= TARGET_IN_KEY_POINTS,
-        ),
+        (f"NLL per event >= {100 * TARGET_GAIN:.0f} % below the trigram model's",
+         ours <= (1 - TARGET_GAIN) * trigram),
+        (f"in-key share within {TARGET_IN_KEY_POINTS:g} points of the corpus "
+         f"({in_key_gap:.1f})", math.isfinite(in_key_gap) and in_key_gap <= TARGET_IN_KEY_POINTS),
         ("every output valid MIDI with >= 20 notes", valid_count == len(samples)),
     ]
     print_table("Targets", ["target", "met"], [[t, "yes" if ok else "NO"] for t, ok in checks])
@@ -263,9 +242,7 @@ def _nll(
     total_nll = 0.0
     total_events = 0
     chunk = 16
-    for i in tqdm(
-        range(0, len(sequences), chunk), desc=label, unit="x16 seq", disable=not progress
-    ):
+    for i in tqdm(range(0, len(sequences), chunk), desc=label, unit="x16 seq", disable=not progress):
         nll, events = model_nll_per_event(
             model, sequences[i : i + chunk], onsets_not_in_past=constrained
         )

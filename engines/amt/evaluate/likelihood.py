@@ -66,7 +66,9 @@ def model_nll_per_event(
             batch = batch.to(device)
             hidden = model.transformer(input_ids=batch).last_hidden_state.float()
             weight = model.lm_head.weight.float()
-            parts = slot_loss(hidden, batch, weight, tables, onsets_not_in_past=onsets_not_in_past)
+            parts = slot_loss(
+                hidden, batch, weight, tables, onsets_not_in_past=onsets_not_in_past
+            )
             nll += float(parts.nll.double().sum())
             events += float(parts.count[2])
     finally:

@@ -79,9 +79,7 @@ class AddKUnigram:
         keys = events.keys()
         pos = np.clip(np.searchsorted(self.keys, keys), 0, len(self.keys) - 1)
         seen = self.keys[pos] == keys
-        out: F64 = np.where(
-            seen, self.log_p_seen[pos], self.log_unseen + self.base.log_prob(events)
-        )
+        out: F64 = np.where(seen, self.log_p_seen[pos], self.log_unseen + self.base.log_prob(events))
         return out
 
 

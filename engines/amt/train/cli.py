@@ -25,10 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, help="schedule length (overrides optim)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument(
-        "--init-from",
-        type=Path,
-        default=None,
-        metavar="WEIGHTS_DIR",
+        "--init-from", type=Path, default=None, metavar="WEIGHTS_DIR",
         help="new run starting from exported weights (e.g. a checkpoint from another machine); "
         "continues the schedule at its recorded step",
     )
