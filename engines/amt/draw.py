@@ -7,7 +7,9 @@ logits go into one padded float64 block, and the exponentials, cumulative sums a
 searches run once over the block instead of once per row (per-row numpy calls on a few
 thousand ids cost more than their arithmetic). A row's numbers do not depend on the block
 around it: padding and blocked ids are -inf, which adds an exact 0.0 to its cumulative sum,
-so a row draws the same token alone or among others.
+so a row draws the same token alone or among others. A nucleus row keeps only its nucleus
+(moved to the front of its block row), so a step at top_p < 1 sums a few dozen ids per
+row, not thousands.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def draw_rows(logits: npt.NDArray[np.floating], rows: Sequence[RowDraw]) -> list
     if len(rows) != logits.shape[0]:
         raise SamplerError(f"{len(rows)} rows to draw for {logits.shape[0]} logit rows")
     sizes = [sum(high - low for low, high in row.ranges) for row in rows]
-    block = np.full((len(rows), max(sizes, default=0) or 1), NEG_INF)
+    block = np.empty((len(rows), max(sizes, default=0) or 1))  # tails: -inf below
+    # positions (in the row's open ids) of a nucleus, moved to the front of its block row
+    nuclei: dict[int, Ids] = {}
     for i, (row, size) in enumerate(zip(rows, sizes, strict=True)):
         if row.temperature <= 0 or not 0.0 < row.top_p <= 1.0:
             raise SamplerError("temperature must be > 0 and top_p in (0, 1]")
@@ -66,7 +70,16 @@ def draw_rows(logits: npt.NDArray[np.floating], rows: Sequence[RowDraw]) -> list
         if row.temperature != 1.0:
             values /= row.temperature
         if row.top_p < 1.0:
-            _keep_nucleus(values, row.top_p)
+            nucleus = _nucleus(values, row.top_p)
+            sizes[i] = nucleus.size
+            values[: nucleus.size] = values[nucleus]
+            nuclei[i] = nucleus
+    # a nucleus is a few dozen ids: the block narrows to the widest row still in use
+    width = max(sizes, default=0) or 1
+    block = block[:, :width]
+    for i, size in enumerate(sizes):
+        if size < width:
+            block[i, size:] = NEG_INF
     top = block.max(axis=1, keepdims=True)
     if not np.isfinite(top).all():
         empty = int(np.flatnonzero(~np.isfinite(top[:, 0]))[0])
@@ -83,6 +96,8 @@ def draw_rows(logits: npt.NDArray[np.floating], rows: Sequence[RowDraw]) -> list
     for i, (row, position) in enumerate(zip(rows, positions.tolist(), strict=True)):
         if position > last[i]:  # a uniform within rounding of 1: the last id that can occur
             position = int(np.flatnonzero(block[i, : sizes[i]] > NEG_INF)[-1])
+        if i in nuclei:
+            position = int(nuclei[i][position])
         tokens.append(_id_at(row.ranges, position))
     return tokens
 
@@ -116,15 +131,15 @@ def nucleus_indices(values: Logits, top_p: float) -> Ids:
         k *= 8
 
 
-def _keep_nucleus(values: Logits, top_p: float) -> None:
-    """Block (in place) every id outside the nucleus of the finite ``values``."""
+def _nucleus(values: Logits, top_p: float) -> Ids:
+    """Positions (ascending) of the nucleus among the finite ``values`` (none if none)."""
+    if values.size and values.min() > NEG_INF:
+        return nucleus_indices(values, top_p)
     finite = np.flatnonzero(values > NEG_INF)
     if finite.size == 0:
-        return
-    chosen = finite[nucleus_indices(values[finite], top_p)]
-    outside = np.ones(values.size, dtype=np.bool_)
-    outside[chosen] = False
-    values[outside] = NEG_INF
+        return finite
+    chosen: Ids = finite[nucleus_indices(values[finite], top_p)]
+    return chosen
 
 
 @lru_cache(maxsize=64)

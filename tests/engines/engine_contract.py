@@ -33,7 +33,8 @@ from engines.protocol import (
     Progress,
 )
 from engines.registry import EngineSpec
-from engines.worker import MAX_EVENT_BYTES, WorkerHandle
+from engines.worker import WorkerHandle
+from engines.worker_host import MAX_EVENT_BYTES
 
 RequestFactory = Callable[[CasStore, str], EngineRequest]
 
