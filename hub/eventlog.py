@@ -1,4 +1,4 @@
-"""The durable, ordered event log: the interface and its two implementations.
+"""The durable, ordered event log: the interface, its pure helpers and the SQLite log.
 
 Every durable event gets an ``(epoch, offset)``: offsets are consecutive from 1
 and never reused; the ``epoch`` is a random id made with a fresh log and changes
@@ -211,10 +211,10 @@ class EventLog(Protocol):
     def close(self) -> None: ...
 
 
-# --- shared helpers -------------------------------------------------------------------
+# --- helpers for implementations (pure; also used by the contract suite's model) ----
 
 
-def _envelopes(
+def number_batches(
     batches: Sequence[BatchLike], *, epoch: str, start: int, ts: float
 ) -> list[list[Envelope]]:
     """Validate and number every event before anything is written (atomic batches)."""
@@ -241,7 +241,7 @@ def _envelopes(
     return out
 
 
-def _check_ops(batches: Sequence[BatchLike], exists: Callable[[str, str], bool]) -> None:
+def check_new_ops(batches: Sequence[BatchLike], exists: Callable[[str, str], bool]) -> None:
     seen: set[tuple[str, str]] = set()
     for _events, op in batches:
         if op is None:
@@ -252,7 +252,7 @@ def _check_ops(batches: Sequence[BatchLike], exists: Callable[[str, str], bool])
         seen.add(key)
 
 
-def _op_records(
+def op_records(
     batches: Sequence[BatchLike], envs: list[list[Envelope]], start_head: int, ts: float
 ) -> list[OpRecord]:
     records: list[OpRecord] = []
@@ -265,21 +265,21 @@ def _op_records(
     return records
 
 
-def _made(cut: int, made: bytes | Snapshot) -> Snapshot:
+def covering_snapshot(cut: int, made: bytes | Snapshot) -> Snapshot:
     snap = made if isinstance(made, Snapshot) else Snapshot(cut, made)
     if snap.offset < cut:
         raise ValueError(f"snapshot at {snap.offset} does not cover the compaction cut {cut}")
     return snap
 
 
-def _cut(head: int, keep_events: int, first_young: int | None) -> int:
+def retention_cut(head: int, keep_events: int, first_young: int | None) -> int:
     """The highest offset the retention rule allows deleting (see module docstring)."""
     by_count = head - max(keep_events, 0)
     by_age = head if first_young is None else first_young - 1
     return min(by_count, by_age)
 
 
-def _check_read_args(after: int, limit: int | None) -> None:
+def check_read_args(after: int, limit: int | None) -> None:
     if after < 0:
         raise ValueError(f"after must be >= 0, got {after}")
     if limit is not None and limit < 0:
@@ -381,9 +381,9 @@ class SqliteEventLog:
         db = self._db
         ts = self._clock()
         with db.transaction():
-            _check_ops(batches, lambda c, o: self._op_row(c, o) is not None)
+            check_new_ops(batches, lambda c, o: self._op_row(c, o) is not None)
             start_head = self._db_head()
-            envs = _envelopes(batches, epoch=self._epoch, start=start_head + 1, ts=ts)
+            envs = number_batches(batches, epoch=self._epoch, start=start_head + 1, ts=ts)
             rows = [
                 (
                     e.offset,
@@ -400,7 +400,7 @@ class SqliteEventLog:
                 for e in batch
             ]
             db.executemany(_INSERT_EVENT, rows)
-            ops = _op_records(batches, envs, start_head, ts)
+            ops = op_records(batches, envs, start_head, ts)
             db.executemany(
                 "INSERT INTO ops VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -425,7 +425,7 @@ class SqliteEventLog:
     def read(
         self, after: int, topics: TopicFilter | None = None, limit: int | None = None
     ) -> list[Envelope]:
-        _check_read_args(after, limit)
+        check_read_args(after, limit)
         out: list[Envelope] = []
         # Under the lock no compaction can run between the check and the query.
         with self._db.lock:
@@ -503,12 +503,12 @@ class SqliteEventLog:
                     'SELECT "offset" FROM events WHERE ts >= ? ORDER BY "offset" LIMIT 1',
                     (now - keep_seconds,),
                 ).fetchone()
-                cut = _cut(self._head, keep_events, None if row is None else int(row[0]))
+                cut = retention_cut(self._head, keep_events, None if row is None else int(row[0]))
                 latest = self.latest_snapshot()
             if cut <= self._compacted:
                 return 0
             # The callback may take a while (replay); appends go on meanwhile.
-            made = None if latest and latest.offset >= cut else _made(cut, snapshot(cut))
+            made = None if latest and latest.offset >= cut else covering_snapshot(cut, snapshot(cut))
             with self._db.transaction():
                 if made is not None:
                     self._save_snapshot(*made)
@@ -541,106 +541,3 @@ class SqliteEventLog:
 
     def close(self) -> None:
         """The connection belongs to the caller (the job store shares it); nothing to free."""
-
-
-# --- memory ---------------------------------------------------------------------------
-
-
-class MemoryEventLog:
-    """The same contract without durability: ephemeral hubs and benchmarks."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._compact_lock = threading.Lock()
-        self._epoch = uuid.uuid4().hex
-        self._events: list[Envelope] = []  # offsets first_retained .. head, in order
-        self._compacted = 0
-        self._ops: dict[tuple[str, str], OpRecord] = {}
-        self._snapshot: Snapshot | None = None
-
-    @property
-    def epoch(self) -> str:
-        return self._epoch
-
-    def head(self) -> int:
-        return self._compacted + len(self._events)
-
-    def first_retained(self) -> int:
-        return self._compacted + 1
-
-    def append(self, batch: Sequence[PendingEvent], *, op: OpAck | None = None) -> list[Envelope]:
-        return self.append_many([Batch(batch, op)])[0]
-
-    def append_many(self, batches: Sequence[BatchLike]) -> list[list[Envelope]]:
-        ts = self._clock()
-        with self._lock:
-            _check_ops(batches, lambda c, o: (c, o) in self._ops)
-            start_head = self.head()
-            envs = _envelopes(batches, epoch=self._epoch, start=start_head + 1, ts=ts)
-            ops = _op_records(batches, envs, start_head, ts)
-            # Nothing above mutated the log; from here on nothing can fail.
-            for batch in envs:
-                self._events.extend(batch)
-            for r in ops:
-                self._ops[(r.client, r.op_id)] = r
-        return envs
-
-    def read(
-        self, after: int, topics: TopicFilter | None = None, limit: int | None = None
-    ) -> list[Envelope]:
-        _check_read_args(after, limit)
-        with self._lock:
-            if after < self._compacted:
-                raise HistoryCompacted(after=after, first_retained=self._compacted + 1)
-            tail = self._events[after - self._compacted :]
-        if topics is not None:
-            tail = [e for e in tail if topics(e.topic)]
-        return tail if limit is None else tail[:limit]
-
-    def save_snapshot(self, offset: int, data: bytes) -> None:
-        with self._lock:
-            low = max(self._compacted, self._snapshot.offset if self._snapshot else 0)
-            if not low <= offset <= self.head():
-                raise ValueError(f"snapshot offset {offset} outside [{low}, {self.head()}]")
-            self._snapshot = Snapshot(offset, bytes(data))
-
-    def latest_snapshot(self) -> Snapshot | None:
-        return self._snapshot
-
-    def compact(
-        self,
-        *,
-        keep_seconds: float = DEFAULT_KEEP_SECONDS,
-        keep_events: int = DEFAULT_KEEP_EVENTS,
-        now: float,
-        snapshot: SnapshotFn,
-    ) -> int:
-        with self._compact_lock:
-            with self._lock:
-                limit = now - keep_seconds
-                first_young = next((e.offset for e in self._events if e.ts >= limit), None)
-                cut = _cut(self.head(), keep_events, first_young)
-                latest = self._snapshot
-            if cut <= self._compacted:
-                return 0
-            # Called without the lock, as in SqliteEventLog: it may read the log.
-            made = None if latest and latest.offset >= cut else _made(cut, snapshot(cut))
-            with self._lock:
-                if made is not None:
-                    self.save_snapshot(*made)
-                count = cut - self._compacted
-                del self._events[:count]
-                self._compacted = cut
-                self._ops = {k: r for k, r in self._ops.items() if r.head_offset > cut}
-            return count
-
-    def find_op(self, op_id: str, client: str | None = None) -> OpRecord | None:
-        if client is not None:
-            return self._ops.get((client, op_id))
-        with self._lock:
-            found = [r for (_, o), r in self._ops.items() if o == op_id]
-        return max(found, key=lambda r: r.head_offset, default=None)
-
-    def close(self) -> None:
-        pass

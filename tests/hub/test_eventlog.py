@@ -21,8 +21,9 @@ from eventlog_contract import (
     offsets,
     tempo,
 )
+from memory_eventlog import MemoryEventLog
 
-from hub.eventlog import MemoryEventLog, OpAck, Retention, SqliteEventLog
+from hub.eventlog import OpAck, Retention, SqliteEventLog
 from hub.events import SCHEMA_VERSION, Envelope, SessionCreated, TempoSet, upcast
 from hub.sqlite import Database, connect, database_path, open_data_dir
 
