@@ -9,6 +9,7 @@ event. The slow reference is timed over ``--ref-tokens`` tokens from a prompt th
 its window at the average length of the case, so its tokens/s is representative.
 
     python -m bench.amt_sampler [--threads 1] [--shapes tiny,small] [--ref-tokens 45]
+    python -m bench.amt_sampler --device cuda --shapes small   # on a GPU: + 1/8/32 streams
 
 Never run in tests or CI (minutes of CPU).
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from engines.amt import ops
+from engines.amt import models, ops
 from engines.amt import vocab as V
 from engines.amt.batching import BatchedCachedStep
 from engines.amt.masks import Constraints
@@ -42,7 +43,7 @@ REFERENCE = SamplingParams(constraints=HARNESS, window="reference")
 SHAPES = {"tiny": (4, 256, 4), "small": (12, 768, 12)}
 
 
-def make_model(shape: str) -> Any:
+def make_model(shape: str, device: str = "cpu", dtype: str = "float32") -> Any:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     layers, width, heads = SHAPES[shape]
@@ -55,7 +56,7 @@ def make_model(shape: str) -> Any:
         n_head=heads,
     )
     model: Any = GPT2LMHeadModel(config)
-    return model.eval()
+    return model.to(device=device, dtype=getattr(torch, dtype)).eval()
 
 
 def ours(
@@ -72,7 +73,7 @@ def ours(
 
 def reference_rate(model: Any, request: GenerationRequest, tokens: int) -> float:
     """Tokens/s of the full-recompute reference over its first ``tokens`` tokens."""
-    step = FullRecomputeStep(lambda ids: model(input_ids=ids).logits)  # all positions
+    step = FullRecomputeStep(lambda ids: model(input_ids=ids).logits, model.device)  # all positions
     count = 0
 
     def stop() -> bool:
@@ -169,16 +170,15 @@ def first_chunk_latency(model: Any) -> float:
     raise RuntimeError("no notes")
 
 
-def bundled_variations() -> str:
+def bundled_variations(device: str = "cpu") -> str:
     """4 variations against 1 with the bundled model (real music at top_p 0.95, no harness
     rule). Its variations differ in length (a busy one has twice the notes of a sparse
     one), so tokens/s is the fair comparison; its rows mostly share instruments, unlike
     random weights' 15 random ones each."""
-    from engines.amt import models
     from engines.errors import EngineError
 
     try:
-        model = models.load(None, device="cpu").model
+        model = models.load(None, device=device).model
     except EngineError as exc:
         return f"bundled model: not measured ({exc})"
     params = SamplingParams(top_p=0.95, window="chunked")
@@ -209,15 +209,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--shapes", default="tiny,small")
     parser.add_argument("--ref-tokens", type=int, default=45)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "--dtype", help="weights' dtype (default: what the engine picks for the device)"
+    )
+    parser.add_argument(
+        "--streams",
+        default=None,
+        help="comma-separated batch sizes for per-stream and aggregate tok/s of the 10 s"
+        " case (default: 1,8,32 on a GPU, none on the CPU)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), harness rule on, seed 0")
+    dtype = models.pick_dtype(args.device, args.dtype)
+    streams = (
+        args.streams if args.streams is not None else ("" if args.device == "cpu" else "1,8,32")
+    )
+    print(
+        f"torch {torch.__version__}, {args.device} ({dtype}), {args.threads} thread(s),"
+        " harness rule on, seed 0"
+    )
     widths = [6, 22, 8, 11, 11, 7]
     print(row(["shape", "case", "tokens", "ours tok/s", "ref tok/s", "ratio"], widths))
     print("-" * (sum(widths) + 3 * len(widths)))
     extras: list[str] = []
     for shape in args.shapes.split(","):
-        model = make_model(shape)
+        model = make_model(shape, args.device, dtype)
         with torch.no_grad():
             ours(model, [GenerationRequest(0, 0.5)])  # warm up kernels
             (prompt,), _, _ = ours(model, [GenerationRequest(0, 5.0, seed=1)])
@@ -244,7 +261,16 @@ def main(argv: list[str] | None = None) -> int:
                         widths,
                     )
                 )
+            for count in [int(n) for n in streams.split(",") if n]:
+                _, tokens, seconds = ours(model, variations(GenerationRequest(0, 10.0), count))
+                extras.append(
+                    f"{shape}, 10 s, {count} stream(s) in one batch: {tokens / seconds:.0f} tok/s"
+                    f" aggregate, {tokens / seconds / count:.0f} tok/s per stream"
+                )
             if shape == "tiny":
+                # first: the first job of a process, as a fresh worker's first job is
+                latency = first_chunk_latency(model)
+                extras.append(f"tiny: first Notes chunk {latency * 1000:.0f} ms after engine.start")
                 one, four = variation_times(model, GenerationRequest(0, 10.0))
                 extras.append(
                     f"tiny, 10 s: 4 variations {four:.2f} s vs 1 {one:.2f} s = {four / one:.2f}x"
@@ -256,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                     f" {four:.2f} s vs 1 {one:.2f} s = {four / one:.2f}x (medians of"
                     f" {VARIATION_RUNS} interleaved)"
                 )
-                latency = first_chunk_latency(model)
-                extras.append(f"tiny: first Notes chunk {latency * 1000:.0f} ms after engine.start")
-    extras.append(bundled_variations())
+    extras.append(bundled_variations(args.device))
     for line in extras:
         print(line)
     return 0

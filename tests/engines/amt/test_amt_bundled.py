@@ -98,8 +98,10 @@ def test_nll_on_the_committed_validation_set_matches_the_card_and_beats_a_trigra
     assert nll < trigram
 
 
-def test_bundled_model_generates_playable_midi_on_cpu(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    engine = AmtEngine()
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_bundled_model_generates_playable_midi(tmp_path, device: str) -> None:  # type: ignore[no-untyped-def]
+    """On the CPU in fp32; on a GPU (opt-in) in the dtype the engine picks there."""
+    engine = AmtEngine(device=device)
     engine.setup()
     cas = CasStore(tmp_path / "cas")
     request = EngineRequest(
@@ -116,3 +118,4 @@ def test_bundled_model_generates_playable_midi_on_cpu(tmp_path) -> None:  # type
             finished = finished or isinstance(event, Finished)
     assert finished and len(outputs) == 1
     assert check_midi(cas.get(outputs[0].digest)) == ""
+    assert engine.info().device.startswith(device)

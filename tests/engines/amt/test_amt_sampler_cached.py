@@ -26,13 +26,14 @@ from engines.amt.steps import CachedStep, FullRecomputeStep, ModelStep
 HARNESS = Constraints(block_rest=True, max_time_step=20)
 
 
-@pytest.fixture(scope="module")
-def model() -> GPT2LMHeadModel:
+@pytest.fixture(scope="module", params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def model(request: pytest.FixtureRequest) -> GPT2LMHeadModel:
+    """The same tests on the CPU and (opt-in, fp32) on a CUDA device."""
     torch.manual_seed(1234)
     config = GPT2Config(
         vocab_size=V.VOCAB_SIZE, n_positions=V.CONTEXT_SIZE, n_layer=2, n_embd=64, n_head=2
     )
-    return GPT2LMHeadModel(config).eval()
+    return GPT2LMHeadModel(config).eval().to(request.param)
 
 
 class CheckingStep:
@@ -45,7 +46,9 @@ class CheckingStep:
 
     def __init__(self, model: GPT2LMHeadModel, cached: ModelStep | None = None) -> None:
         self.cached = cached if cached is not None else CachedStep(model)
-        self.full = FullRecomputeStep(lambda ids: model(input_ids=ids, logits_to_keep=1).logits)
+        self.full = FullRecomputeStep(
+            lambda ids: model(input_ids=ids, logits_to_keep=1).logits, model.device
+        )
         self.steps = 0
         self.max_len = 0
         self.max_diff = 0.0
