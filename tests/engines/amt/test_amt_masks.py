@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from amt_fixture_data import vocab_json
+from mask_cases import mask_case
 
 from engines.amt import vocab as V
 from engines.amt.draw import range_ids
 from engines.amt.masks import (
     Constraints,
     mask_logits,
-    note_instruments,
-    open_ranges,
     slot_masks,
 )
 
@@ -65,51 +64,17 @@ def test_instrument_cap_counts_like_the_reference() -> None:
     assert open_instr == set(range(14)) | {129}  # 129 = REST id itself
 
 
-CONSTRAINTS: list[Constraints | None] = [
-    None,
-    Constraints(),
-    Constraints(block_rest=True, max_time_step=20),
-    Constraints(max_time_step=0),
-    Constraints(instruments=[0, 33], drums=False, pitch_range=(48, 72), scale=[0, 2, 4, 7]),
-    Constraints(instruments=[5], block_rest=True),
-    Constraints(drums=False),
-]
-
-
 @pytest.mark.parametrize("seed", range(60))
 def test_open_ranges_hold_exactly_the_ids_the_masks_leave_open(seed: int) -> None:
     """The sampler's fast path (the open ids only) equals masking the whole vector."""
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(scale=3.0, size=V.VOCAB_SIZE).astype(np.float32)
-    logits[rng.integers(0, V.VOCAB_SIZE, 2000)] = -np.inf  # a model may block ids itself
-    slot = seed % 3
-    current_time = int(rng.choice([-5, 0, 37, 5000, 9990, 10000, 12000]))
-    count = int(rng.choice([0, 5, 14, 15, 20]))
-    instruments = {int(i) for i in rng.choice(130, size=count, replace=False)}
-    constraints = CONSTRAINTS[seed % len(CONSTRAINTS)]
-    extra = constraints.note_mask() if constraints is not None else None
-    masked = mask_logits(
-        logits,
-        slot,
-        current_time=current_time,
-        instruments=instruments,
-        extra_note_mask=extra,
-        constraints=constraints,
-    )
-    ranges = open_ranges(
-        slot,
-        current_time=current_time,
-        instruments=instruments,
-        constraints=constraints,
-        allowed_instruments=note_instruments(extra),
-    )
-    bounds = [b for r in ranges for b in r]
-    assert bounds == sorted(bounds) and all(lo < hi for lo, hi in ranges)
-    ids = range_ids(ranges)
-    if slot == 2 and extra is not None:
-        ids = ids[~extra[ids]]
-    ids = ids[logits[ids] > -np.inf]  # ids the model itself gives -inf never occur
-    assert np.array_equal(ids, np.flatnonzero(masked > -np.inf))
+    case = mask_case(seed)
+    bounds = [b for r in case.ranges for b in r]
+    assert bounds == sorted(bounds) and all(lo < hi for lo, hi in case.ranges)
+    ids = range_ids(case.ranges)
+    if case.note_mask is not None:
+        ids = ids[~case.note_mask[ids]]
+    ids = ids[case.logits[ids] > -np.inf]  # ids the model itself gives -inf never occur
+    assert np.array_equal(ids, np.flatnonzero(case.masked > -np.inf))
 
 
 def test_negative_onset_window_is_rejected() -> None:
