@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -102,7 +103,7 @@ class Constraints:
 
 
 def mask_logits(
-    logits: Logits,
+    logits: npt.NDArray[np.floating[Any]],
     slot: int,
     *,
     current_time: int,

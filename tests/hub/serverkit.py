@@ -323,6 +323,11 @@ async def new_session(client: WsClient, title: str = "Song", sections: tuple[str
 # --- helpers for job and transport tests ----------------------------------------------------
 
 
+def _pong_for(t0: float) -> Callable[[dict[str, Any]], bool]:
+    """Matches the clock.pong that answers the ping sent at ``t0``."""
+    return lambda f: f.get("type") == "clock.pong" and f.get("t0") == t0
+
+
 async def wait_frame(client: WsClient, pred: Callable[[dict[str, Any]], bool], timeout: float = 30.0,
                      seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The next inbox frame matching ``pred``; others are dropped (or appended to ``seen``)."""
@@ -401,7 +406,7 @@ async def clock_offset(client: WsClient, samples: int = 15) -> tuple[float, floa
     for _ in range(samples):
         t0 = time.monotonic()
         await client.send({"type": "clock.ping", "t0": t0})
-        pong = await wait_frame(client, lambda f, t=t0: f.get("type") == "clock.pong" and f.get("t0") == t, 10)
+        pong = await wait_frame(client, _pong_for(t0), 10)
         t1 = time.monotonic()
         assert pong["server_time"] >= last_server, "the hub clock is monotonic"
         last_server = pong["server_time"]

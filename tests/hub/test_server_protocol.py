@@ -4,6 +4,7 @@ acks with offsets, queries, undo/redo (also after a restart) and op_id idempoten
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from serverkit import HubProcess, WsClient, new_session, op, ws_client
@@ -53,7 +54,7 @@ async def test_every_session_command_round_trips(hub: HubProcess) -> None:
         await w.request({"type": "subscribe", "topics": [f"session:{sid}"]})
         last = ack["offset"]
 
-        async def step(msg: dict[str, object], event_type: str) -> dict[str, object]:
+        async def step(msg: dict[str, object], event_type: str) -> dict[str, Any]:
             nonlocal last
             a = await c.request({**msg, "session": sid})
             assert a["offset"] is not None and a["offset"] > last, a

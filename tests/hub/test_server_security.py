@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx
 import websockets
 from serverkit import HubProcess
 
 
-async def _first_frames(url: str, hello: dict[str, object], **kw: object) -> tuple[list[dict[str, object]], int | None]:
+async def _first_frames(url: str, hello: Mapping[str, object], **kw: object) -> tuple[list[dict[str, object]], int | None]:
     """Frames after hello until the server closes (code) or goes quiet for 2 s (None)."""
     frames: list[dict[str, object]] = []
     async with websockets.connect(url, **kw) as ws:  # type: ignore[arg-type]

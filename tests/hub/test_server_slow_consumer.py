@@ -75,7 +75,7 @@ async def test_stalled_client_does_not_delay_others(make_hub: Callable[..., HubP
                 sem.release()
 
         async def produce(count: int) -> None:
-            tasks = []
+            tasks: list[asyncio.Task[None]] = []
             for _ in range(count):
                 await sem.acquire()
                 tasks.append(asyncio.create_task(one(len(acks) + len(tasks))))

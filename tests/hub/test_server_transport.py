@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from serverkit import (
@@ -29,6 +30,10 @@ def _presence(holder: str | None) -> Any:
 async def _update(client: WsClient, sid: str, **fields: Any) -> dict[str, Any]:
     msg = {"type": "transport.update", "session": sid, "playing": True, "bpm": 120.0, "beat": 0.0, **fields}
     return await client.call(msg)
+
+
+def _op_is(op_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f.get("op_id") == op_id
 
 
 async def test_transport_control_timeline_and_tempo(hub: HubProcess) -> None:
@@ -116,8 +121,7 @@ async def test_transport_control_timeline_and_tempo(hub: HubProcess) -> None:
         for bpm in ramp:
             await other.send({"type": "transport.update", "session": sid, "playing": True, "bpm": bpm,
                               "beat": 4.0, "op_id": f"ramp-{sid}-{bpm}"})
-        replies = [await wait_frame(other, lambda f, b=bpm: f.get("op_id") == f"ramp-{sid}-{b}", 10)
-                   for bpm in ramp]
+        replies = [await wait_frame(other, _op_is(f"ramp-{sid}-{bpm}"), 10) for bpm in ramp]
         assert all(r["type"] == "ack" for r in replies)
         ev = await wait_frame(browser, is_event("session.tempo_set", session=sid), 10)
         assert ev["event"]["bpm"] == ramp[-1] and ev["event"]["old_bpm"] == 100.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import orjson
 from pydantic import BaseModel
@@ -49,7 +50,7 @@ def welcome(offset: int = 10, epoch: str = EPOCH, server_time: float = 100.0) ->
 
 def event(offset: int, body: BaseModel | None = None, epoch: str = EPOCH) -> bytes:
     ev = body or SessionRenamed(session="s", title=f"t{offset}", old_title="x")
-    return encode(EventMessage(epoch=epoch, offset=offset, ts=0.0, topic="session:s", cause="do", event=ev))  # type: ignore[arg-type]
+    return encode(EventMessage(epoch=epoch, offset=offset, ts=0.0, topic="session:s", cause="do", event=ev))
 
 
 def notes(job: str, seq: int) -> JobNotes:
@@ -58,7 +59,7 @@ def notes(job: str, seq: int) -> JobNotes:
     return JobNotes(job=job, seq=seq, notes=chunk)
 
 
-def offsets(out: list[object]) -> list[int]:
+def offsets(out: Sequence[object]) -> list[int]:
     return [d.offset for d in out if isinstance(d, EventMessage)]
 
 

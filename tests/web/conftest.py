@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.hub.serverkit import REPO, HubProcess
 
@@ -66,7 +66,11 @@ class PageErrors:
 
     def watch(self, page: Page, who: str) -> Page:
         page.on("pageerror", lambda e: self.errors.append(f"{who}: {e}"))
-        page.on("console", lambda m: m.type == "error" and self.errors.append(f"{who} console: {m.text}"))
+        def console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.errors.append(f"{who} console: {message.text}")
+
+        page.on("console", console)
         return page
 
 

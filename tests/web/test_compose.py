@@ -251,7 +251,7 @@ def test_errors_shown_in_plain_words(hub: HubProcess, browser: Browser) -> None:
     # redo with nothing undone: the hub's error becomes a plain sentence
     page.evaluate("tutti.app.redo()")
     toast = page.wait_for_selector(".toast[role=alert]")
-    assert "Nothing to redo" in (toast.text_content() or "")
+    assert toast is not None and "Nothing to redo" in (toast.text_content() or "")
     # a file that is not MIDI dropped as a take
     page.evaluate(
         """sec => tutti.app.uploadTake(sec, new File([new Uint8Array([1, 2, 3, 4])], 'junk.mid', {type: 'audio/midi'}))""",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ def assert_no_overflow(page: Page, where: str) -> None:
     assert o["scrollWidth"] <= o["clientWidth"], f"horizontal overflow on {where}: {o}"
 
 
+def _chosen_take_shown(page: Page) -> Callable[[], bool]:
+    return lambda: page.evaluate("tutti.store.session.sections[0].chosen_take") is not None
+
+
 def test_narrow_and_wide_layouts_have_no_overflow_and_named_controls(
     hub: HubProcess, browser: Browser, shots: Path, page_errors: PageErrors
 ) -> None:
@@ -81,7 +86,7 @@ def test_narrow_and_wide_layouts_have_no_overflow_and_named_controls(
         page.screenshot(path=str(shots / f"10-{tag}-list.png"), full_page=True)
         open_session(page, sid)
         page.wait_for_selector(".take")
-        wait_until(lambda p=page: p.evaluate("tutti.store.session.sections[0].chosen_take") is not None, what="chosen")
+        wait_until(_chosen_take_shown(page), what="chosen")
         page.wait_for_timeout(300)
         assert_no_overflow(page, f"{tag} session view")
         assert_named(page, f"{tag} session view")

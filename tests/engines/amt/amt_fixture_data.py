@@ -35,7 +35,7 @@ def piece(name: str) -> dict[str, Any]:
 
 
 def midi_path(name: str) -> Path:
-    return MIDI_DIR / piece(name)["file"]
+    return MIDI_DIR / str(piece(name)["file"])
 
 
 @cache

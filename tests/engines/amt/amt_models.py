@@ -11,7 +11,7 @@ on violin (40) or drums, so only exact masks keep the constraints.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ def tiny_gpt2(
         n_embd=width,
         n_head=heads,
     )
-    model = GPT2LMHeadModel(config).eval()
+    model = cast(GPT2LMHeadModel, cast(Any, GPT2LMHeadModel(config)).eval())
     with torch.no_grad():
         # unit 0 of the final layer norm is constant 1, so wte[:, 0] is a per-id logit bias
         model.transformer.ln_f.weight[0] = 0.0
@@ -79,7 +79,7 @@ def biased_logits(window: list[int]) -> torch.Tensor:
     return torch.from_numpy((-0.5 * distance).astype(np.float32))
 
 
-class BiasedConfig(PretrainedConfig):
+class BiasedConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
     model_type = "amt-biased-test"
 
     def __init__(self, **kwargs: Any) -> None:
@@ -87,14 +87,14 @@ class BiasedConfig(PretrainedConfig):
         self.vocab_size = V.VOCAB_SIZE
 
 
-class BiasedModel(PreTrainedModel):
+class BiasedModel(PreTrainedModel):  # type: ignore[no-untyped-call]
     config_class = BiasedConfig
 
     def __init__(self, config: BiasedConfig | None = None) -> None:
         super().__init__(config or BiasedConfig())
         self.anchor = torch.nn.Parameter(torch.zeros(1))
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         input_ids: torch.Tensor,
         past_key_values: Any = None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +85,7 @@ class NarrowChecking(Checking):
         return self._check(windows, rows, got, ignored)
 
 
-CHECKERS = {
+CHECKERS: dict[str, Callable[[torch.nn.Module], Checking]] = {
     "lean": lambda m: Checking(m),
     "hf": lambda m: Checking(m, lean=False),
     "lean-narrowed": lambda m: NarrowChecking(m),

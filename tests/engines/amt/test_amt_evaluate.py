@@ -60,7 +60,8 @@ def test_event_keys_are_unique_per_field_combination() -> None:
     n = 2000
     rng = np.random.default_rng(0)
     fields = [rng.integers(0, size, n) for size in FIELD_SIZES]
-    ev = EventArrays(*fields, np.zeros(n, dtype=bool))
+    dt, dur, note = fields
+    ev = EventArrays(dt, dur, note, np.zeros(n, dtype=bool))
     pairs = set(zip(*(f.tolist() for f in fields), strict=True))
     assert len(np.unique(ev.keys())) == len(pairs)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import pytest
 import torch
@@ -33,7 +34,8 @@ def model(request: pytest.FixtureRequest) -> GPT2LMHeadModel:
     config = GPT2Config(
         vocab_size=V.VOCAB_SIZE, n_positions=V.CONTEXT_SIZE, n_layer=2, n_embd=64, n_head=2
     )
-    return GPT2LMHeadModel(config).eval().to(request.param)
+    model: Any = GPT2LMHeadModel(config)
+    return cast(GPT2LMHeadModel, model.eval().to(request.param))
 
 
 class CheckingStep:

@@ -11,10 +11,12 @@ from fake_model import FakeModel
 from engines.amt.sampler import GenerationRequest, SamplingParams, generate, generate_batch
 from engines.amt.steps import FullRecomputeStep
 
+# (fixture file, case) pairs; the test ids name both
+PAIRS: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    (f, c) for f in generate_cases()["files"] for c in f["cases"]
+]
 CASES = [
-    pytest.param(f, c, id=f"{f['file'].removesuffix('.mid')}-{c['case']}")
-    for f in generate_cases()["files"]
-    for c in f["cases"]
+    pytest.param(f, c, id=f"{f['file'].removesuffix('.mid')}-{c['case']}") for f, c in PAIRS
 ]
 REFERENCE = SamplingParams(window="reference", finish_stopping_triple=True)
 
@@ -51,13 +53,13 @@ def test_replay_exact(fx: dict[str, Any], case: dict[str, Any]) -> None:
 
 
 def test_batch_of_all_cases_equals_each_alone() -> None:
-    requests = [_request(c, seed=k) for k, (_f, c) in enumerate(p.values for p in CASES)]
+    requests = [_request(c, seed=k) for k, (_f, c) in enumerate(PAIRS)]
     batched = generate_batch(FullRecomputeStep(FakeModel()), requests, REFERENCE)
-    assert batched == [p.values[1]["output"] for p in CASES]
+    assert batched == [c["output"] for _f, c in PAIRS]
 
 
 def test_stopping_early_skips_two_calls_and_keeps_the_output() -> None:
-    _fx, case = CASES[0].values
+    _fx, case = PAIRS[0]
     model = FakeModel()
     out = generate(FullRecomputeStep(model), _request(case), SamplingParams())
     assert out == case["output"]

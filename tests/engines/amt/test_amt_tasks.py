@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from amt_fixture_data import MIDI_DIR
@@ -31,7 +31,7 @@ from engines.transform.midi import TempoMap, read_midi
 @pytest.fixture(scope="module")
 def engine() -> AmtEngine:
     engine = AmtEngine()
-    engine.use_model(BiasedModel().eval(), "biased")
+    engine.use_model(cast(Any, BiasedModel()).eval(), "biased")
     return engine
 
 
