@@ -54,25 +54,11 @@ def draw_rows(logits: npt.NDArray[np.floating], rows: Sequence[RowDraw]) -> list
         raise SamplerError(f"{len(rows)} rows to draw for {logits.shape[0]} logit rows")
     sizes = [sum(high - low for low, high in row.ranges) for row in rows]
     block = np.empty((len(rows), max(sizes, default=0) or 1))  # tails: -inf below
-    # positions (in the row's open ids) of a nucleus, moved to the front of its block row
-    nuclei: dict[int, Ids] = {}
+    nuclei: dict[int, Ids] = {}  # a nucleus row's nucleus (positions in its open ids)
     for i, (row, size) in enumerate(zip(rows, sizes, strict=True)):
-        if row.temperature <= 0 or not 0.0 < row.top_p <= 1.0:
-            raise SamplerError("temperature must be > 0 and top_p in (0, 1]")
-        values = block[i, :size]
-        if len(row.ranges) == 1:
-            low, high = row.ranges[0]
-            values[:] = logits[i, low:high]
-        elif size:
-            values[:] = logits[i, range_ids(row.ranges)]
-        if row.note_mask is not None:
-            values[row.note_mask[_ids(row.ranges)]] = NEG_INF
-        if row.temperature != 1.0:
-            values /= row.temperature
-        if row.top_p < 1.0:
-            nucleus = _nucleus(values, row.top_p)
+        nucleus = _fill(block[i, :size], logits[i], row)
+        if nucleus is not None:
             sizes[i] = nucleus.size
-            values[: nucleus.size] = values[nucleus]
             nuclei[i] = nucleus
     # a nucleus is a few dozen ids: the block narrows to the widest row still in use
     width = max(sizes, default=0) or 1
@@ -100,6 +86,28 @@ def draw_rows(logits: npt.NDArray[np.floating], rows: Sequence[RowDraw]) -> list
             position = int(nuclei[i][position])
         tokens.append(_id_at(row.ranges, position))
     return tokens
+
+
+def _fill(values: Logits, logits: npt.NDArray[np.floating], row: RowDraw) -> Ids | None:
+    """Write the row's open logits, masked and tempered, into ``values`` (its block row).
+    A nucleus row is compacted to its nucleus at the front; returns the nucleus's
+    positions among the open ids (None when every open id stays)."""
+    if row.temperature <= 0 or not 0.0 < row.top_p <= 1.0:
+        raise SamplerError("temperature must be > 0 and top_p in (0, 1]")
+    if len(row.ranges) == 1:
+        low, high = row.ranges[0]
+        values[:] = logits[low:high]
+    elif values.size:
+        values[:] = logits[range_ids(row.ranges)]
+    if row.note_mask is not None:
+        values[row.note_mask[_ids(row.ranges)]] = NEG_INF
+    if row.temperature != 1.0:
+        values /= row.temperature
+    if row.top_p == 1.0:
+        return None
+    nucleus = _nucleus(values, row.top_p)
+    values[: nucleus.size] = values[nucleus]
+    return nucleus
 
 
 def nucleus_indices(values: Logits, top_p: float) -> Ids:
