@@ -338,26 +338,7 @@ ClientMessage = Annotated[
     | Ping
     | Pong
     | ClockPing
-    | CreateSession
-    | RenameSession
-    | DeleteSession
-    | SetTempo
-    | SetMeter
-    | SetKey
-    | AddSection
-    | RemoveSection
-    | MoveSection
-    | RenameSection
-    | ResizeSection
-    | SetSectionProps
-    | LockSection
-    | AddTake
-    | RemoveTake
-    | ApproveTake
-    | RejectTake
-    | ChooseTake
-    | Undo
-    | Redo
+    | SessionCommand
     | RenderSession
     | GetSession
     | ListSessions
