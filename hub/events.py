@@ -161,7 +161,8 @@ class TakeChosen(_Event):
     old_take: str | None
 
 
-SessionEvent = Annotated[
+# the session events as a plain union, for the two discriminated unions below
+SessionEventTypes = (
     SessionCreated
     | SessionRenamed
     | SessionDeleted
@@ -178,7 +179,11 @@ SessionEvent = Annotated[
     | TakeAdded
     | TakeRemoved
     | TakeStatusSet
-    | TakeChosen,
+    | TakeChosen
+)
+
+SessionEvent = Annotated[
+    SessionEventTypes,
     Field(discriminator="type"),
 ]
 
@@ -287,29 +292,8 @@ class ArtifactDeleted(_Event):
 JobEvent = JobQueued | JobStarted | JobNotes | JobCompleted | JobFailed | JobCancelled
 
 Event = Annotated[
-    SessionCreated
-    | SessionRenamed
-    | SessionDeleted
-    | TempoSet
-    | MeterSet
-    | KeySet
-    | SectionAdded
-    | SectionRemoved
-    | SectionMoved
-    | SectionRenamed
-    | SectionResized
-    | SectionPropsSet
-    | SectionLocked
-    | TakeAdded
-    | TakeRemoved
-    | TakeStatusSet
-    | TakeChosen
-    | JobQueued
-    | JobStarted
-    | JobNotes
-    | JobCompleted
-    | JobFailed
-    | JobCancelled
+    SessionEventTypes
+    | JobEvent
     | FileReady
     | ArtifactDeleted,
     Field(discriminator="type"),
