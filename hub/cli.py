@@ -136,16 +136,26 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tutti", description="Tutti: a composition hub for AI music.")
+    p = argparse.ArgumentParser(
+        prog="tutti",
+        description="Tutti: a composition hub for AI music.",
+        epilog="Start with `tutti serve` and open the URL it prints; `tutti COMMAND --help` says more.",
+    )
     p.add_argument("--version", action="version", version=f"tutti {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="start the hub (prints its URL)")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        """A subcommand whose own --help opens with the line the command list shows."""
+        return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+
+
+    s = command("serve", "start the hub (prints its URL)")
     s.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; others need --token)")
     s.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
     s.add_argument("--data", type=Path, default=None, help="data folder (default ./tutti-data)")
     s.add_argument("--token", default=None, help="shared secret clients must send in hello")
-    s.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    s.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                   help="log detail (default info)")
     s.add_argument("--config", type=Path, default=None, help="TOML file with a [tutti] table")
     s.add_argument("--amt-model", default=None, help="AMT weights: hub id, local folder (default: bundled)")
     s.add_argument("--engine", action="append", metavar="NAME=MODULE:CLASS", help="register an extra engine")
@@ -153,59 +163,58 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not start this built-in engine (e.g. amt); repeatable")
     s.set_defaults(func=_serve)
 
-    sc = sub.add_parser("schema", help="write the protocol JSON Schema for plugin authors")
-    sc.add_argument("--out", type=Path, default=SCHEMA_PATH)
+    sc = command("schema", "write the protocol JSON Schema for plugin authors")
+    sc.add_argument("--out", type=Path, default=SCHEMA_PATH, help=f"file to write (default {SCHEMA_PATH})")
     sc.add_argument("--stdout", action="store_true", help="print instead of writing the file")
     sc.set_defaults(func=_schema)
 
-    g = sub.add_parser("gc", help="delete CAS objects no artifact references (hub stopped)")
+    g = command("gc", "delete CAS objects no artifact references (hub stopped)")
     g.add_argument("--data", type=Path, default=Path("tutti-data"), help="data folder (default ./tutti-data)")
     g.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
     g.set_defaults(func=_gc)
 
-    dc = sub.add_parser("docs", help="regenerate docs/errors.md and docs/protocol.md from the code")
+    dc = command("docs", "regenerate docs/errors.md and docs/protocol.md from the code")
     dc.add_argument("--out", type=Path, default=Path("docs"), help="docs folder (default ./docs)")
     dc.set_defaults(func=_docs)
 
     from plugins.bridge import add_arguments as plugin_arguments
     from plugins.bridge import run as plugin_run
 
-    pl = sub.add_parser("plugin", help="headless DAW bridge: mirror a session's MIDI files, drive transport")
+    pl = command("plugin", "headless DAW bridge: mirror a session's MIDI files, drive transport")
     plugin_arguments(pl)
     pl.set_defaults(func=plugin_run)
 
     from engines.amt import generate_cli
 
-    gen = sub.add_parser("generate", help="run an AMT task without a server (progress bar; writes MIDI)")
+    gen = command("generate", "run an AMT task without a server (progress bar; writes MIDI)")
     generate_cli.add_arguments(gen)
     gen.set_defaults(func=generate_cli.run)
 
     from engines.amt.train import cli as train_cli
 
-    tr = sub.add_parser("train", help="train the small AMT model on the committed corpus (resumable)")
+    tr = command("train", "train the small AMT model on the committed corpus (resumable)")
     train_cli.add_arguments(tr)
     tr.set_defaults(func=train_cli.run)
 
     from engines.amt.evaluate import cli as eval_cli
 
-    ev = sub.add_parser(
-        "eval", help="AMT model quality: NLL vs n-gram baselines, statistics of generated pieces"
-    )
+    ev = command("eval", "AMT model quality: NLL vs n-gram baselines, statistics of generated pieces")
     eval_cli.add_arguments(ev)
     ev.set_defaults(func=eval_cli.run)
 
-    t = sub.add_parser("tokens", help="print a MIDI file's AMT arrival-time events as JSON")
-    t.add_argument("file", type=Path)
+    t = command("tokens", "print a MIDI file's AMT arrival-time events as JSON")
+    t.add_argument("file", type=Path, help="a MIDI file")
     t.set_defaults(func=_tokens)
 
-    d = sub.add_parser("detokenize", help="write AMT events (JSON list) as a reference-format MIDI file")
-    d.add_argument("tokens", type=Path)
-    d.add_argument("out", type=Path)
+    d = command("detokenize", "write AMT events (JSON list) as a reference-format MIDI file")
+    d.add_argument("tokens", type=Path, help="JSON file with the events (what tutti tokens prints)")
+    d.add_argument("out", type=Path, help="MIDI file to write")
     d.set_defaults(func=_detokenize)
 
-    a = sub.add_parser("analyze", help="print a MIDI file's musical metadata and analyses as JSON")
-    a.add_argument("file", type=Path)
-    a.add_argument("analyses", nargs="*", choices=["structure", "motifs", "harmony", "rhythm"])
+    a = command("analyze", "print a MIDI file's musical metadata and analyses as JSON")
+    a.add_argument("file", type=Path, help="a MIDI file")
+    a.add_argument("analyses", nargs="*", choices=["structure", "motifs", "harmony", "rhythm"],
+                   help="analyses to add to the metadata (default: none)")
     a.set_defaults(func=_analyze)
     return p
 

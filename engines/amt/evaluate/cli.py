@@ -29,8 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pieces", type=int, default=20, help="generated pieces (seeds 0..N-1)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each piece")
-    parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument(
+        "--top-p", type=float, default=0.95, help="nucleus mass of the generated pieces (0.95)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="temperature of the generated pieces (1.0)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
     parser.add_argument(
         "--out", type=Path, default=None,
