@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -42,6 +43,14 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"  hint: {s}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        # bound here, so the URL printed below has the real port (--port 0 picks one)
+        sock = _listen(config.host, config.port)
+    except OSError as exc:
+        print(f"tutti: cannot listen on {config.url}: {exc.strerror or exc}", file=sys.stderr)
+        print("  hint: another program (or hub) uses that port; try --port 0", file=sys.stderr)
+        return 2
+    config = config.model_copy(update={"port": sock.getsockname()[1]})
     app = create_app(config)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -64,9 +73,23 @@ def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_quietly)
     with contextlib.suppress(SystemExit):
-        server.run()
+        server.run(sockets=[sock])
     print("Tutti stopped.", flush=True)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv6 when the host is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:

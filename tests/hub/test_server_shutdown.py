@@ -100,3 +100,41 @@ def test_disabled_engine_is_not_started_or_listed(tmp_path: Path) -> None:
         assert "amt" not in names and "transform" in names and "slow" in names
     finally:
         hub.stop()
+
+
+def test_port_zero_prints_the_real_url_and_it_answers(tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "serve", "--port", "0", "--data", str(tmp_path),
+         "--disable-engine", "amt"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        found = re.search(r"listening on (http://127\.0\.0\.1:(\d+)/)", first)
+        assert found and int(found.group(2)) > 0, first
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(found.group(1) + "health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the printed URL never answered"
+                time.sleep(0.2)
+        assert health.json()["status"] == "ok"
+        # a second hub on the same port: one clear line and a hint, exit status 2
+        busy = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "serve", "--port", found.group(2), "--data",
+             str(tmp_path / "second")],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert busy.returncode == 2
+        assert f"cannot listen on {found.group(1)}" in busy.stderr and "--port 0" in busy.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
