@@ -122,9 +122,14 @@ def _detokenize(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from engines.analysis import analyze
+    from engines.analysis import ANALYSES, analyze
     from engines.errors import EngineError
 
+    unknown = [name for name in args.analyses if name not in ANALYSES]
+    if unknown:
+        print(f"tutti analyze: unknown analysis {unknown[0]!r} (choose from {', '.join(ANALYSES)})",
+              file=sys.stderr)
+        return 2
     try:
         report = analyze(args.file.read_bytes(), args.analyses)
     except (OSError, EngineError) as err:
@@ -236,8 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = command("analyze", "print a MIDI file's musical metadata and analyses as JSON")
     a.add_argument("file", type=Path, help="a MIDI file")
-    a.add_argument("analyses", nargs="*", choices=["structure", "motifs", "harmony", "rhythm"],
-                   help="analyses to add to the metadata (default: none)")
+    # no argparse ``choices``: with nargs="*" Python 3.11 rejects an empty list against them
+    a.add_argument("analyses", nargs="*", metavar="ANALYSIS",
+                   help="analyses to add to the metadata: structure, motifs, harmony, rhythm"
+                   " (default: none)")
     a.set_defaults(func=_analyze)
     return p
 

@@ -55,3 +55,24 @@ def test_cli_analyze_prints_json() -> None:
     report = json.loads(out.stdout)
     assert report["metadata"]["instruments"][0]["name"]
     assert report["motifs"] is not None
+
+
+def test_cli_analyze_without_analyses_prints_the_metadata_alone() -> None:
+    # argparse's choices with nargs="*" used to reject this (Python 3.11)
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "analyze", str(MIDI_DIR / "bach_bwv66.6.mid")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["metadata"]["duration_seconds"] > 0 and report["motifs"] is None
+
+
+def test_cli_analyze_names_the_analyses_it_knows() -> None:
+    from engines.analysis import ANALYSES
+
+    out = subprocess.run([sys.executable, "-m", "hub.cli", "analyze", str(MIDI_DIR / "bach_bwv66.6.mid"),
+                          "chords"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and not out.stdout
+    assert out.stderr.strip() == f"tutti analyze: unknown analysis 'chords' (choose from {', '.join(ANALYSES)})"
+    helptext = subprocess.run([sys.executable, "-m", "hub.cli", "analyze", "--help"], capture_output=True,
+                              text=True, timeout=60).stdout
+    assert ", ".join(ANALYSES) in " ".join(helptext.split())
