@@ -22,7 +22,7 @@ def tokens_main(path: Path) -> int:
     try:
         events = midi_to_events(path)
     except CodecError as exc:
-        print(f"error: {path}: {exc.message}", file=sys.stderr)
+        print(f"tutti tokens: {path}: {exc.message}", file=sys.stderr)
         return 1
     sys.stdout.write(json.dumps(events) + "\n")
     return 0
@@ -51,11 +51,11 @@ def detokenize_main(tokens_json: Path, out_mid: Path) -> int:
         tokens = read_tokens_json(tokens_json)
         data = midi_to_bytes(events_to_midi(tokens))
     except CodecError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"tutti detokenize: {exc.message}", file=sys.stderr)
         return 1
     try:
         out_mid.write_bytes(data)
     except OSError as exc:
-        print(f"error: cannot write {out_mid}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"tutti detokenize: cannot write {out_mid}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0

@@ -53,7 +53,7 @@ def test_tokens_on_truncated_midi_fails_cleanly(
     assert tokens_main(bad) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "invalid or truncated MIDI" in captured.err
+    assert captured.err.startswith(f"tutti tokens: {bad}: ") and "invalid or truncated MIDI" in captured.err
     with pytest.raises(CodecError, match="truncated"):
         codec.midi_to_events(bad)
 
@@ -86,7 +86,8 @@ def test_detokenize_rejects_bad_tokens(
     src.write_text(payload)
     out = tmp_path / "o.mid"
     assert detokenize_main(src, out) == 1
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("tutti detokenize: ") and message in err
     assert not out.exists()
 
 
