@@ -39,6 +39,9 @@ def _serve(args: argparse.Namespace) -> int:
         config.check()
     except HubError as err:
         print(f"tutti: {err.message}", file=sys.stderr)
+        for problem in err.details.get("errors", []):
+            where = ".".join(str(part) for part in problem.get("loc", ())) or "config"
+            print(f"  {where}: {problem.get('msg', problem)}", file=sys.stderr)
         for s in err.suggestions:
             print(f"  hint: {s}", file=sys.stderr)
         return 2

@@ -138,3 +138,20 @@ def test_port_zero_prints_the_real_url_and_it_answers(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_a_bad_config_file_names_each_problem(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "tutti.toml"
+    config.write_text("[tutti]\nport = 99999\nfoo = 1\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "serve", "--config", str(config), "--data", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[0] == "tutti: invalid configuration: 2 problem(s)"
+    assert lines[1].startswith("  port: Input should be less than or equal to 65535")
+    assert lines[2] == "  foo: Extra inputs are not permitted"
