@@ -133,9 +133,16 @@ class JobManager:
 
     async def _boot(self, handle: WorkerHandle) -> None:
         try:
-            await handle.start()
+            info = await handle.start()
         except Exception as exc:
             log.warning("engine %s failed to start: %s", handle.spec.name, exc)
+        else:
+            if info.available:
+                where = " ".join(filter(None, (info.model, info.device and f"on {info.device}")))
+                log.info("engine %s ready%s", info.name, f": {where}" if where else "")
+            else:
+                # the hub runs on without it; /models and welcome give the same reason
+                log.warning("engine %s is unavailable: %s", info.name, info.reason)
         self._pump()
 
     def _on_worker_exit(self, handle: WorkerHandle, code: int | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -106,7 +107,6 @@ def test_port_zero_prints_the_real_url_and_it_answers(tmp_path: Path) -> None:
     import re
     import subprocess
     import sys
-    import time
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "hub.cli", "serve", "--port", "0", "--data", str(tmp_path),
@@ -155,3 +155,21 @@ def test_a_bad_config_file_names_each_problem(tmp_path: Path) -> None:
     assert lines[0] == "tutti: invalid configuration: 2 problem(s)"
     assert lines[1].startswith("  port: Input should be less than or equal to 65535")
     assert lines[2] == "  foo: Extra inputs are not permitted"
+
+
+def test_an_engine_without_its_model_is_a_warning_in_the_log_and_the_hub_runs_on(tmp_path: Path) -> None:
+    config = tmp_path / "tutti.toml"
+    config.write_text(f'[tutti]\namt_model = "{tmp_path / "no-model"}"\n')
+    hub = HubProcess(tmp_path / "data", config=config, disabled=())
+    hub.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "engine amt is unavailable" not in hub.log_tail():
+            assert time.monotonic() < deadline, hub.log_tail()
+            time.sleep(0.2)
+        line = next(x for x in hub.log_tail().splitlines() if "engine amt is unavailable" in x)
+        assert "WARNING" in line and "no-model" in line
+        amt = next(e for e in httpx.get(f"{hub.url}/models", timeout=5).json()["engines"] if e["name"] == "amt")
+        assert amt["available"] is False and amt["reason"] in line
+    finally:
+        hub.stop()
