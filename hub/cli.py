@@ -179,7 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
         """A subcommand whose own --help opens with the line the command list shows."""
         return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
 
-
     s = command("serve", "start the hub (prints its URL)")
     s.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; others need --token)")
     s.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
