@@ -100,7 +100,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def task_parameters(task: str) -> str:
     """The task's parameters as aligned text: name, default or "required", description and
     range, from the same schema the hub validates against."""
-    info = next(i for i in TASKS.infos() if i.name == task)
+    info = TASKS.get(task).info()
     schema = info.params_schema
     required = set(schema.get("required", []))
     lines = [f"{task}: {schema.get('description', info.description)}", ""]
@@ -125,7 +125,7 @@ def _meter(text: str) -> tuple[int, int]:
 
 def _missing_inputs(args: argparse.Namespace, params: dict[str, Any]) -> list[str]:
     """The input-file flags the task requires and the command line lacks."""
-    info = next(i for i in TASKS.infos() if i.name == args.task)
+    info = TASKS.get(args.task).info()
     required = set(info.params_schema.get("required", []))
     return [
         f"--{flag} FILE.mid"

@@ -91,7 +91,7 @@ def test_a_prompt_that_is_not_midi_is_reported(tmp_path: Path, capsys: pytest.Ca
 def test_list_params_shows_every_parameter_with_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert tutti("--task", "bridge", "--list-params") == 0
     out = capsys.readouterr().out
-    schema = next(i for i in TASKS.infos() if i.name == "bridge").params_schema
+    schema = TASKS.get("bridge").info().params_schema
     for name in schema["properties"]:
         assert f"  {name} " in out
     assert "a_artifact           required" in out
