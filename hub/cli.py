@@ -48,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         # bound here, so the URL printed below has the real port (--port 0 picks one)
-        sock = _listen(config.host, config.port)
+        sock = _listen(config.host, config.port, config.limits.socket_send_buffer)
     except OSError as exc:
         print(f"tutti: cannot listen on {config.url}: {exc.strerror or exc}", file=sys.stderr)
         print("  hint: another program (or hub) uses that port; try --port 0", file=sys.stderr)
@@ -81,12 +81,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (IPv6 when the host is an IPv6 address)."""
+def _listen(host: str, port: int, send_buffer: int | None = None) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv6 when the host is an IPv6 address).
+
+    ``send_buffer`` fixes SO_SNDBUF on the listening socket; accepted connections inherit it.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if send_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         sock.bind((host, port))
     except OSError:
         sock.close()

@@ -31,6 +31,10 @@ class LimitsConfig(BaseModel):
     max_upload_bytes: int = Field(32 << 20, ge=1024)
     # Lossless frames a client may have waiting before it is closed (recoverably).
     client_queue_frames: int = Field(20_000, ge=16)
+    # Kernel send buffer of each client socket, in bytes. None keeps the OS's autotuning,
+    # which lets a stalled client hold megabytes in flight before its queue grows; a small
+    # fixed buffer bounds that (and its memory), so the hub notices a stalled client sooner.
+    socket_send_buffer: int | None = Field(None, ge=4096, le=64 << 20)
     heartbeat_interval: float = Field(10.0, gt=0)
     heartbeat_timeout: float = Field(30.0, gt=0)
 
