@@ -10,8 +10,12 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub import __version__
+
+if TYPE_CHECKING:
+    from hub.errors import HubError
 
 SCHEMA_PATH = Path("plugins/schema/protocol.schema.json")
 
@@ -38,12 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
         config.check()
     except HubError as err:
-        print(f"tutti: {err.message}", file=sys.stderr)
-        for problem in err.details.get("errors", []):
-            where = ".".join(str(part) for part in problem.get("loc", ())) or "config"
-            print(f"  {where}: {problem.get('msg', problem)}", file=sys.stderr)
-        for s in err.suggestions:
-            print(f"  hint: {s}", file=sys.stderr)
+        _print_config_problems("tutti", err)
         return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -78,6 +77,35 @@ def _serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(SystemExit):
         server.run(sockets=[sock])
     print("Tutti stopped.", flush=True)
+    return 0
+
+
+def _print_config_problems(prefix: str, err: HubError) -> None:
+    print(f"{prefix}: {err.message}", file=sys.stderr)
+    for problem in err.details.get("errors", []):
+        where = ".".join(str(part) for part in problem.get("loc", ())) or "config"
+        print(f"  {where}: {problem.get('msg', problem)}", file=sys.stderr)
+    for s in err.suggestions:
+        print(f"  hint: {s}", file=sys.stderr)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from hub.config import load_config
+    from hub.docs import config_toml
+    from hub.errors import HubError
+
+    if args.file is None:
+        print("# Tutti hub configuration: every option at its default (docs/config.md explains each).")
+        print(config_toml(), end="")
+        return 0
+    try:
+        config = load_config(args.file, {})
+        config.check()
+    except HubError as err:
+        _print_config_problems("tutti config", err)
+        return 2
+    print(f"# {args.file} is valid; the hub would run with these settings:")
+    print(config_toml(config), end="")
     return 0
 
 
@@ -148,13 +176,14 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _docs(args: argparse.Namespace) -> int:
-    from hub.docs import errors_markdown
+    from hub.docs import config_markdown, errors_markdown
     from plugins.docs import write_protocol_guide
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "errors.md").write_text(errors_markdown(), encoding="utf-8")
+    (args.out / "config.md").write_text(config_markdown(), encoding="utf-8")
     write_protocol_guide(args.out / "protocol.md")
-    print(f"wrote {args.out / 'errors.md'} and {args.out / 'protocol.md'}")
+    print(f"wrote {args.out / 'errors.md'}, {args.out / 'config.md'} and {args.out / 'protocol.md'}")
     return 0
 
 
@@ -191,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--token", default=None, help="shared secret clients must send in hello")
     s.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                    help="log detail (default info)")
-    s.add_argument("--config", type=Path, default=None, help="TOML file with a [tutti] table")
+    s.add_argument("--config", type=Path, default=None, help="TOML file with a [tutti] table (every option: docs/config.md)")
     s.add_argument("--amt-model", default=None, help="AMT weights: hub id, local folder (default: bundled)")
     s.add_argument("--engine", action="append", metavar="NAME=MODULE:CLASS", help="register an extra engine")
     s.add_argument("--disable-engine", action="append", metavar="NAME",
@@ -208,7 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
     g.set_defaults(func=_gc)
 
-    dc = command("docs", "regenerate docs/errors.md and docs/protocol.md from the code")
+    cf = command("config", "print every hub option at its default, or check a config file")
+    cf.add_argument("file", nargs="?", type=Path, metavar="FILE",
+                    help="TOML file to check; prints the settings the hub would use (exit 2 if invalid)")
+    cf.set_defaults(func=_config)
+
+    dc = command("docs", "regenerate docs/errors.md, docs/config.md and docs/protocol.md from the code")
     dc.add_argument("--out", type=Path, default=Path("docs"), help="docs folder (default ./docs)")
     dc.set_defaults(func=_docs)
 

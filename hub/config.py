@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -13,50 +13,92 @@ from hub.errors import ErrorCode, HubError
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
 class RetentionConfig(BaseModel):
+    """How long the event log and finished jobs are kept."""
+
     model_config = ConfigDict(extra="forbid")
 
-    # Events older than BOTH limits are compacted into a snapshot; a client resuming
-    # from before that point gets `recovered: false` and a snapshot instead of a replay.
-    keep_seconds: float = Field(24 * 3600.0, ge=60)
-    keep_events: int = Field(100_000, ge=100)
-    # Finished job records expire after this; their ids then answer `job_expired`.
-    job_keep_seconds: float = Field(7 * 24 * 3600.0, ge=60)
+    # Events older than BOTH limits are compacted into a snapshot.
+    keep_seconds: float = Field(
+        24 * 3600.0, ge=60,
+        description="Keep every event at least this long (seconds); a client resuming from "
+        "before the compaction point gets `recovered: false` and a snapshot instead of a replay.",
+    )
+    keep_events: int = Field(
+        100_000, ge=100,
+        description="Keep at least this many of the newest events (compaction needs both limits passed).",
+    )
+    job_keep_seconds: float = Field(
+        7 * 24 * 3600.0, ge=60,
+        description="Finished job records expire after this (seconds); their ids then answer `job_expired`.",
+    )
 
 
 class LimitsConfig(BaseModel):
+    """Sizes and timings that protect the hub from one misbehaving client."""
+
     model_config = ConfigDict(extra="forbid")
 
-    max_frame_bytes: int = Field(1 << 20, ge=1024)
-    max_upload_bytes: int = Field(32 << 20, ge=1024)
-    # Lossless frames a client may have waiting before it is closed (recoverably).
-    client_queue_frames: int = Field(20_000, ge=16)
-    # Kernel send buffer of each client socket, in bytes. None keeps the OS's autotuning,
-    # which lets a stalled client hold megabytes in flight before its queue grows; a small
-    # fixed buffer bounds that (and its memory), so the hub notices a stalled client sooner.
-    socket_send_buffer: int | None = Field(None, ge=4096, le=64 << 20)
-    heartbeat_interval: float = Field(10.0, gt=0)
-    heartbeat_timeout: float = Field(30.0, gt=0)
+    max_frame_bytes: int = Field(
+        1 << 20, ge=1024,
+        description="Largest WebSocket frame a client may send; bigger ones answer `payload_too_large`.",
+    )
+    max_upload_bytes: int = Field(32 << 20, ge=1024, description="Largest file accepted by `POST /cas`.")
+    client_queue_frames: int = Field(
+        20_000, ge=16,
+        description="Lossless frames a client may have waiting; past this it is closed with 4008 "
+        "and resumes from its last offset.",
+    )
+    # Autotuning lets a stalled client hold megabytes in flight before its queue grows.
+    socket_send_buffer: int | None = Field(
+        None, ge=4096, le=64 << 20, examples=[65536],
+        description="Kernel send buffer of each client socket (bytes). Unset keeps the OS's "
+        "autotuning; a small fixed buffer bounds what a stalled client holds in flight, so the "
+        "hub notices it sooner.",
+    )
+    heartbeat_interval: float = Field(10.0, gt=0, description="Seconds between the hub's `ping`s.")
+    heartbeat_timeout: float = Field(
+        30.0, gt=0, description="A client silent this long (seconds) is closed with 4002 (it may resume).",
+    )
 
 
 class HubConfig(BaseModel):
+    """The `[tutti]` table of a config file; command-line options override it."""
+
     model_config = ConfigDict(extra="forbid")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8765, ge=0, le=65535)
-    data: Path = Path("tutti-data")
-    token: str | None = None
-    log_level: str = "info"
-    allowed_origins: list[str] = Field(default_factory=list)
-    amt_model: str | None = None  # hub id, local directory, or None for the bundled model
-    engines: list[str] = Field(default_factory=list)  # extra "name=module:Class" specs
-    # built-in engines not to start (e.g. "amt" on a machine that only needs the hub)
-    disabled_engines: list[str] = Field(default_factory=list)
-    engine_concurrency: dict[str, int] = Field(default_factory=dict)
+    host: str = Field("127.0.0.1", description="Address to bind; anything but loopback needs `token`.")
+    port: int = Field(8765, ge=0, le=65535, description="TCP port (0 picks a free one).")
+    data: Path = Field(Path("tutti-data"), description="Data folder: event log, job store, CAS, exports, inbox.")
+    token: str | None = Field(None, examples=["a-long-random-secret"], description="Shared secret clients send in `hello` (and HTTP `Authorization: Bearer`).")
+    log_level: LogLevel = Field("info", description="Log detail.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra browser origins allowed to open the WebSocket (the hub's own page always is).",
+    )
+    amt_model: str | None = Field(
+        None, examples=["stanford-crfm/music-small-800k"], description="AMT weights: a Hugging Face hub id, a local folder, or unset for the bundled model.",
+    )
+    engines: list[str] = Field(
+        default_factory=list, description='Extra engines to start, as `"name=module:Class"`.',
+    )
+    disabled_engines: list[str] = Field(
+        default_factory=list,
+        description='Built-in engines not to start (e.g. `["amt"]` on a machine that only needs the hub).',
+    )
+    engine_concurrency: dict[str, int] = Field(
+        default_factory=dict, description="Jobs run at once per engine (`{amt = 2}`); default: the engine's own.",
+    )
     retention: RetentionConfig = RetentionConfig()
     limits: LimitsConfig = LimitsConfig()
-    transport_debounce: float = Field(0.25, ge=0)
-    watch_inbox: bool = True
+    transport_debounce: float = Field(
+        0.25, ge=0,
+        description="Seconds a tempo or meter change must hold still before it is stored (a ramp is one event).",
+    )
+    watch_inbox: bool = Field(True, description="Ingest MIDI files dropped into `<data>/inbox/`.")
 
     def check(self) -> None:
         """Refuse unsafe combinations at once, saying what is expected."""
