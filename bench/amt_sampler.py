@@ -207,8 +207,10 @@ def row(cells: list[str], widths: list[int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--shapes", default="tiny,small")
-    parser.add_argument("--ref-tokens", type=int, default=45)
+    parser.add_argument("--shapes", default="tiny,small",
+                        help="comma-separated model shapes: tiny (4 x 256), small (12 x 768, music-small)")
+    parser.add_argument("--ref-tokens", type=int, default=45,
+                        help="tokens the slow reference is timed over (at each case's average window length)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     parser.add_argument(
         "--dtype", help="weights' dtype (default: what the engine picks for the device)"

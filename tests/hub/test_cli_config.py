@@ -18,6 +18,12 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, out.out, out.err
 
 
+def _load_text(text: str, tmp_path: Path) -> HubConfig:
+    path = tmp_path / "uncommented.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path, {})
+
+
 def test_without_a_file_it_prints_a_config_the_hub_reads_as_its_defaults(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -29,13 +35,7 @@ def test_without_a_file_it_prints_a_config_the_hub_reads_as_its_defaults(
     # unset options are shown commented out, with a value of the right type
     assert '# token = "' in out and "# socket_send_buffer = 65536" in out
     uncommented = "\n".join(line.removeprefix("# ") for line in out.splitlines()[1:])
-    assert load_config_text(uncommented, tmp_path).limits.socket_send_buffer == 65536
-
-
-def load_config_text(text: str, tmp_path: Path) -> HubConfig:
-    path = tmp_path / "uncommented.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_config(path, {})
+    assert _load_text(uncommented, tmp_path).limits.socket_send_buffer == 65536
 
 
 def test_a_valid_file_prints_the_merged_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
