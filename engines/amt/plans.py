@@ -41,7 +41,13 @@ def ticks(seconds: float) -> int:
 def length_seconds(
     seconds: float | None, bars: int | None, context: MusicalContext, default: float
 ) -> float:
-    """Bars at the section's tempo win over seconds; both are capped at one context."""
+    """Bars at the section's tempo win over seconds; both are capped at one context.
+
+    With neither, a job aimed at a section fills it (up to one context), as a musician
+    generating on an 8-bar section expects; otherwise ``default``.
+    """
+    if bars is None and seconds is None and context.bars is not None:
+        return min(context.bars * bar_seconds(context), SPAN_LIMIT_S - 5)
     value = bars * bar_seconds(context) if bars is not None else seconds or default
     if value > SPAN_LIMIT_S - 5:
         raise invalid(f"length of {value:.1f} s is over the 90 s one model context holds", "length")

@@ -59,7 +59,7 @@ class CommonParams(TaskParams):
 
 class LengthParams(CommonParams):
     length_seconds: float | None = Field(
-        None, ge=0.5, le=MAX_SECONDS, description="length in seconds (default 10)"
+        None, ge=0.5, le=MAX_SECONDS, description="length in seconds (default: the target section's length, else 10)"
     )
     length_bars: int | None = Field(
         None, ge=1, le=64, description="length in bars at the section's tempo (wins)"

@@ -136,6 +136,28 @@ def test_bridge_ends_where_b_begins(engine: AmtEngine, cas: CasStore) -> None:
     assert all(0 <= start < end and stop <= end for _, _, start, stop, _, _ in notes)
 
 
+@pytest.mark.parametrize(
+    ("params", "context", "seconds"),
+    [
+        ({}, MusicalContext(tempo=96.0, bars=8), 20.0),  # the whole 8-bar section
+        ({}, MusicalContext(tempo=120.0, meter_numerator=3, bars=5), 7.5),
+        ({}, MusicalContext(tempo=60.0, bars=64), 90.0),  # a long section: one context's worth
+        ({"length_seconds": 3}, MusicalContext(tempo=96.0, bars=8), 3.0),  # an explicit length wins
+        ({"length_bars": 2}, MusicalContext(tempo=96.0, bars=8), 5.0),
+        ({}, MusicalContext(tempo=96.0), 10.0),  # no section: the documented default
+    ],
+)
+def test_generate_on_a_section_fills_it_unless_told_otherwise(
+    engine: AmtEngine, cas: CasStore, params: dict[str, Any], context: MusicalContext, seconds: float
+) -> None:
+    request = EngineRequest("g", "generate", params, seed=3, context=context)
+    [output] = outputs(run(engine, cas, request))
+    assert output.metadata["seconds"] == seconds
+    onsets = [start / 480 * 60 / context.tempo for _, _, start, _, _, _ in notes_of(cas, output)]
+    assert max(onsets) < seconds
+    assert max(onsets) > 0.8 * seconds  # the music runs to the end of the length, not short of it
+
+
 def test_loop_is_exactly_n_bars(engine: AmtEngine, cas: CasStore) -> None:
     context = MusicalContext(tempo=100.0, meter_numerator=3, meter_denominator=4)
     params = {"bars": 3, "quantize": "1/8"}
