@@ -57,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the task's parameters (for --param) with defaults and ranges, then exit",
     )
-    parser.add_argument("--length", type=float, default=None, help="length in seconds")
+    parser.add_argument(
+        "--length", type=float, default=None,
+        help="length in seconds (default 10; generate and continue up to 600, chaining contexts)",
+    )
     parser.add_argument(
         "--bars", type=int, default=None, help="length in bars (wins over --length)"
     )

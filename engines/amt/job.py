@@ -27,6 +27,7 @@ from engines.amt.session_midi import (
     write_session_midi,
 )
 from engines.amt.tasks import (
+    LONG_SECONDS,
     AccompanyParams,
     BridgeParams,
     CommonParams,
@@ -136,16 +137,18 @@ def build_setup(
 
 
 def _plan(params: CommonParams, context: Any, events: EventsReader) -> Plan:
-    def length(p: LengthParams, default: float = plans.DEFAULT_SECONDS) -> float:
-        return plans.length_seconds(p.length_seconds, p.length_bars, context, default)
+    def length(
+        p: LengthParams, default: float = plans.DEFAULT_SECONDS, limit: float = plans.ONE_CONTEXT_S
+    ) -> float:
+        return plans.length_seconds(p.length_seconds, p.length_bars, context, default, limit=limit)
 
     if isinstance(params, GenerateParams):
-        return plans.generate_plan(length(params))
+        return plans.generate_plan(length(params, limit=LONG_SECONDS))
     if isinstance(params, ContinueParams):
         prompt = events("prompt_artifact")
         if not prompt:
             raise plans.invalid("the prompt has no notes", "prompt_artifact")
-        return plans.continue_plan(prompt, params.prime_seconds, length(params))
+        return plans.continue_plan(prompt, params.prime_seconds, length(params, limit=LONG_SECONDS))
     if isinstance(params, BridgeParams):
         a, b = events("a_artifact"), events("b_artifact")
         gap = length(params, default=2 * bar_seconds(context))

@@ -2,7 +2,8 @@
 
 A plan turns validated params, the input events (10 ms ticks) and the section's grid into
 one or more sampler stages per variation (a loop regenerates its tail in a second stage,
-with its own beginning as anticipated controls), says where the generated events land in
+with its own beginning as anticipated controls; music longer than one context is chained,
+each stage continuing the last), says where the generated events land in
 the output (``shift`` ticks), and assembles the final events. Times inside a request are
 kept under 95 s so every token fits the 100-s absolute time range of one context.
 """
@@ -22,6 +23,9 @@ from engines.params import VALIDATION_FAILED
 from engines.protocol import MusicalContext
 
 SPAN_LIMIT_S = 95.0  # prime + generated span + lookahead inside one request
+ONE_CONTEXT_S = SPAN_LIMIT_S - 5  # the most music one request generates
+CHAIN_PRIME_S = 10.0  # what a chained stage reads of the music before it
+STAGE_SEED = 1_000_003  # a later stage's seed offset: its own random stream
 DEFAULT_SECONDS = 10.0
 TPS = V.TIME_RESOLUTION
 
@@ -39,18 +43,24 @@ def ticks(seconds: float) -> int:
 
 
 def length_seconds(
-    seconds: float | None, bars: int | None, context: MusicalContext, default: float
+    seconds: float | None,
+    bars: int | None,
+    context: MusicalContext,
+    default: float,
+    *,
+    limit: float = ONE_CONTEXT_S,
 ) -> float:
-    """Bars at the section's tempo win over seconds; both are capped at one context.
+    """Bars at the section's tempo win over seconds; either may be at most ``limit``.
 
-    With neither, a job aimed at a section fills it (up to one context), as a musician
+    With neither, a job aimed at a section fills it (up to ``limit``), as a musician
     generating on an 8-bar section expects; otherwise ``default``.
     """
     if bars is None and seconds is None and context.bars is not None:
-        return min(context.bars * bar_seconds(context), SPAN_LIMIT_S - 5)
+        return min(context.bars * bar_seconds(context), limit)
     value = bars * bar_seconds(context) if bars is not None else seconds or default
-    if value > SPAN_LIMIT_S - 5:
-        raise invalid(f"length of {value:.1f} s is over the 90 s one model context holds", "length")
+    if value > limit:
+        what = "one model context holds" if limit == ONE_CONTEXT_S else "this task allows"
+        raise invalid(f"length of {value:.1f} s is over the {limit:g} s {what}", "length")
     return value
 
 
@@ -100,17 +110,61 @@ def _seeded(request: GenerationRequest, seed: int) -> GenerationRequest:
 
 
 def generate_plan(length: float) -> Plan:
-    return Plan(GenerationRequest(0.0, length), 0, length)
+    first = min(length, ONE_CONTEXT_S)
+    return chained(Plan(GenerationRequest(0.0, first), 0, first), length)
 
 
 def continue_plan(prompt: Sequence[int], prime: float, length: float) -> Plan:
     """Read the prompt's last ``prime`` seconds; the output starts at its last onset."""
+    first = min(length, ONE_CONTEXT_S)
     last = ops.max_time(prompt)
-    prime = min(prime, SPAN_LIMIT_S - length)
+    prime = min(prime, SPAN_LIMIT_S - first)
     origin = max(last - ticks(prime), 0)
     inputs = shifted(ops.clip(prompt, origin, last, clip_duration=False), -origin)
     start = (last - origin) / TPS
-    return Plan(GenerationRequest(start, start + length, inputs), -(last - origin), length)
+    plan = Plan(GenerationRequest(start, start + first, inputs), -(last - origin), first)
+    return chained(plan, length)
+
+
+def chained(first: Plan, length: float) -> Plan:
+    """``first`` alone when it holds ``length`` seconds, else chained to that length."""
+    return first if length <= first.length else ChainedPlan(first, length)
+
+
+class ChainedPlan(Plan):
+    """Music longer than one context: ``first``'s stage, then stages that each continue the
+    output so far from its last ``CHAIN_PRIME_S`` seconds (as `continue` does), up to
+    ``ONE_CONTEXT_S - CHAIN_PRIME_S`` more seconds each."""
+
+    def __init__(self, first: Plan, length: float) -> None:
+        self.first = first
+        end, step = ticks(length), ticks(ONE_CONTEXT_S - CHAIN_PRIME_S)
+        self.bounds = [0, ticks(first.length)]  # output ticks where each stage starts / ends
+        while self.bounds[-1] < end:
+            self.bounds.append(min(self.bounds[-1] + step, end))
+        self.stages = len(self.bounds) - 1
+        super().__init__(first.request, first.shift, length)
+
+    def _origin(self, index: int) -> int:
+        """Output tick of request tick 0 for stage ``index`` > 0 (its prime's start)."""
+        return max(self.bounds[index] - ticks(CHAIN_PRIME_S), 0)
+
+    def stage(self, index: int, previous: list[list[int]], seed: int) -> Stage:
+        if index == 0:
+            return self.first.stage(0, previous, seed)
+        start, end, origin = self.bounds[index], self.bounds[index + 1], self._origin(index)
+        so_far = self.assemble(previous)
+        prompt = shifted(ops.clip(so_far, origin, start - 1, clip_duration=False), -origin)
+        request = GenerationRequest(
+            (start - origin) / TPS, (end - origin) / TPS, prompt, seed=seed + index * STAGE_SEED
+        )
+        return Stage(request, origin)
+
+    def assemble(self, results: list[list[int]]) -> list[int]:
+        events = self.first.assemble(results[:1]) if results else []
+        for index, result in enumerate(results[1:], start=1):
+            events += shifted(result, self._origin(index))
+        return ops.sort(events)
 
 
 class SpanPlan(Plan):
@@ -174,7 +228,7 @@ def accompany_plan(melody: Sequence[int], length: float | None) -> Plan:
     """The melody enters as input events: those after the start become anticipated controls."""
     if not melody:
         raise invalid("the melody has no notes", "melody_artifact")
-    seconds = length if length is not None else min(end_time(melody) / TPS, SPAN_LIMIT_S - 5)
+    seconds = length if length is not None else min(end_time(melody) / TPS, ONE_CONTEXT_S)
     seconds = max(seconds, 0.5)
     inputs = ops.clip(melody, 0, ticks(seconds) - 1, clip_duration=False)
     return Plan(GenerationRequest(0.0, seconds, inputs), 0, seconds)
@@ -203,7 +257,7 @@ class LoopPlan(Plan):
         body = ops.clip(previous[0], 0, cut - 1, clip_duration=False)
         head = shifted(ops.clip(previous[0], 0, self.head, clip_duration=False), self.end)
         inputs = ops.sort(body + head)
-        request = GenerationRequest(cut / TPS, self.end / TPS, inputs, seed=seed + 1_000_003)
+        request = GenerationRequest(cut / TPS, self.end / TPS, inputs, seed=seed + STAGE_SEED)
         return Stage(request, 0)
 
     def assemble(self, results: list[list[int]]) -> list[int]:

@@ -16,6 +16,7 @@ from engines.params import TaskParams, TaskSpec, TaskTable
 _ARTIFACT_ID = Field(min_length=1, max_length=200)
 _GRID = r"^1/(1|2|4|8|16|32)t?$"
 MAX_SECONDS = 90.0  # one model context spans at most 100 s of absolute time
+LONG_SECONDS = 600.0  # generate / continue chain contexts up to this
 CONSTRAINTS = ("instruments", "drums", "pitch_range", "key_lock")
 
 
@@ -59,7 +60,11 @@ class CommonParams(TaskParams):
 
 class LengthParams(CommonParams):
     length_seconds: float | None = Field(
-        None, ge=0.5, le=MAX_SECONDS, description="length in seconds (default: the target section's length, else 10)"
+        None,
+        ge=0.5,
+        le=LONG_SECONDS,
+        description="length in seconds (default: the target section's length, else 10); "
+        f"bridge and accompany: at most {MAX_SECONDS:g}",
     )
     length_bars: int | None = Field(
         None, ge=1, le=64, description="length in bars at the section's tempo (wins)"

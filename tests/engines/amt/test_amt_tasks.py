@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -141,7 +142,7 @@ def test_bridge_ends_where_b_begins(engine: AmtEngine, cas: CasStore) -> None:
     [
         ({}, MusicalContext(tempo=96.0, bars=8), 20.0),  # the whole 8-bar section
         ({}, MusicalContext(tempo=120.0, meter_numerator=3, bars=5), 7.5),
-        ({}, MusicalContext(tempo=60.0, bars=64), 90.0),  # a long section: one context's worth
+        ({}, MusicalContext(tempo=60.0, bars=64), 256.0),  # longer than one context: chained
         ({"length_seconds": 3}, MusicalContext(tempo=96.0, bars=8), 3.0),  # an explicit length wins
         ({"length_bars": 2}, MusicalContext(tempo=96.0, bars=8), 5.0),
         ({}, MusicalContext(tempo=96.0), 10.0),  # no section: the documented default
@@ -156,6 +157,48 @@ def test_generate_on_a_section_fills_it_unless_told_otherwise(
     onsets = [start / 480 * 60 / context.tempo for _, _, start, _, _, _ in notes_of(cas, output)]
     assert max(onsets) < seconds
     assert max(onsets) > 0.8 * seconds  # the music runs to the end of the length, not short of it
+    # no stretch of a chained generation is left empty: every 20 s holds notes
+    assert {int(t // 20) for t in onsets} == set(range(math.ceil(seconds / 20)))
+
+
+def test_long_generation_chains_contexts_deterministically(engine: AmtEngine, cas: CasStore) -> None:
+    request = EngineRequest("long", "generate", {"length_seconds": 200}, num_variations=2, seed=8)
+    events = run(engine, cas, request)
+    first, second = outputs(events)
+    assert first.metadata["seconds"] == second.metadata["seconds"] == 200.0
+    streamed = sorted(n.onset for e in events if isinstance(e, Notes) for n in e.notes if n.variation == 0)
+    assert len(streamed) == first.metadata["notes"]  # what streamed is what the file holds
+    assert max(streamed) < 200.0 and min(streamed) >= 0.0
+    assert {int(t // 20) for t in streamed} == set(range(10))  # three stages, no gap at the seams
+    again = outputs(run(engine, cas, EngineRequest("long2", "generate", {"length_seconds": 200}, seed=8)))
+    assert again[0].digest == first.digest  # variation 0 alone = variation 0 of the batch
+    assert first.digest != second.digest
+    progress = [e.percent for e in events if isinstance(e, Progress)]
+    assert progress == sorted(progress) and progress[-1] == 100.0
+
+
+def test_a_long_continuation_chains_from_the_prompt(engine: AmtEngine, cas: CasStore) -> None:
+    prompt = put_events(cas, phrase(0, 16, step=30))
+    request = EngineRequest(
+        "cont", "continue", {"prompt_artifact": "p", "length_seconds": 120},
+        inputs={"prompt_artifact": prompt}, seed=4,
+    )
+    events = run(engine, cas, request)
+    [output] = outputs(events)
+    onsets = [n.onset for e in events if isinstance(e, Notes) for n in e.notes]
+    assert output.metadata["seconds"] == 120.0 and len(onsets) == output.metadata["notes"]
+    assert min(onsets) >= 0.0 and max(onsets) < 120.0
+    assert {int(t // 20) for t in onsets} == set(range(6))
+
+
+def test_lengths_over_a_task_limit_are_refused_naming_it(engine: AmtEngine, cas: CasStore) -> None:
+    a = put_events(cas, phrase(0, 4))
+    params = {"a_artifact": "a", "b_artifact": "a", "length_seconds": 120}
+    request = EngineRequest("b", "bridge", params, inputs={"a_artifact": a, "b_artifact": a})
+    with pytest.raises(EngineError, match=r"length of 120\.0 s is over the 90 s one model context holds"):
+        engine.start(request, cas)
+    with pytest.raises(EngineError, match="less than or equal to 600"):
+        engine.start(EngineRequest("g", "generate", {"length_seconds": 601}), cas)
 
 
 def test_loop_is_exactly_n_bars(engine: AmtEngine, cas: CasStore) -> None:
