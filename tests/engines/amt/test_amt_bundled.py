@@ -98,10 +98,19 @@ def test_nll_on_the_committed_validation_set_matches_the_card_and_beats_a_trigra
     assert nll < trigram
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-def test_bundled_model_generates_playable_midi(tmp_path, device: str) -> None:  # type: ignore[no-untyped-def]
-    """On the CPU in fp32; on a GPU (opt-in) in the dtype the engine picks there."""
-    engine = AmtEngine(device=device)
+@pytest.mark.parametrize(
+    ("device", "dtype"),
+    [
+        ("cpu", None),
+        # the half-precision path a GPU takes (casts at the head, the draw, the cache),
+        # exercised here on the CPU since GPU tests are opt-in
+        ("cpu", "bfloat16"),
+        pytest.param("cuda", None, marks=pytest.mark.gpu),
+    ],
+)
+def test_bundled_model_generates_playable_midi(tmp_path, device: str, dtype: str | None) -> None:  # type: ignore[no-untyped-def]
+    """On the CPU in fp32 and bf16; on a GPU (opt-in) in the dtype the engine picks there."""
+    engine = AmtEngine(device=device, dtype=dtype)
     engine.setup()
     cas = CasStore(tmp_path / "cas")
     request = EngineRequest(
@@ -119,3 +128,5 @@ def test_bundled_model_generates_playable_midi(tmp_path, device: str) -> None:  
     assert finished and len(outputs) == 1
     assert check_midi(cas.get(outputs[0].digest)) == ""
     assert (engine.info().device or "").startswith(device)
+    if dtype is not None:
+        assert (engine.info().device or "").endswith(f"({dtype})")
