@@ -14,7 +14,6 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from hub.errors import ErrorCode, HubError
-from hub.fanout import Outbox
 from hub.protocol import (
     PROTOCOL_VERSION,
     Ack,
@@ -43,7 +42,7 @@ class Connection:
     def __init__(self, hub: Hub, *, peer: str = "") -> None:
         self.hub = hub
         self.peer = peer
-        self.outbox = Outbox(hub.config.limits.client_queue_frames)
+        self.outbox = hub.fanout.new_outbox(hub.config.limits.client_queue_frames)
         self.hello: Hello | None = None
         self.client_id: str | None = None
         self.last_seen = time.monotonic()

@@ -108,12 +108,13 @@ class Outbox:
     """One client's pending frames. Not thread-safe: lives on the event loop."""
 
     __slots__ = (
-        "_dirty", "_flusher", "_latest", "_lossless", "_on_end", "_sink", "_space", "_wake",
-        "closed", "enqueued_at", "limit", "overflowed",
+        "_dirty", "_flusher", "_latest", "_lossless", "_on_end", "_on_overflow", "_sink", "_space",
+        "_wake", "closed", "enqueued_at", "limit", "overflowed",
     )
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, on_overflow: Callable[[], None] | None = None) -> None:
         self.limit = limit
+        self._on_overflow = on_overflow  # counts slow consumers (the hub's metrics)
         self._lossless: deque[str] = deque()
         self._latest: dict[str, str | LatestValue] = {}
         self._wake = asyncio.Event()
@@ -169,6 +170,8 @@ class Outbox:
             self._lossless.clear()
             self._latest.clear()
             self._wake.set()  # the writer task sends goodbye and closes
+            if self._on_overflow is not None:
+                self._on_overflow()
             self._ended()
         else:
             self._lossless.append(frame)
@@ -277,12 +280,20 @@ class Fanout:
         self._by_topic: dict[str, set[str]] = {}
         self.published_offset = 0
         self.frames_out = 0
+        self.slow_consumers = 0  # clients whose queue overflowed (closed with 4008)
         self.last_fanout_seconds = 0.0
         self.flusher = Flusher()
         # topic -> key -> shared latest value, least recently published first
         self._values: dict[str, dict[str, LatestValue]] = {}
 
     # --- membership ---------------------------------------------------------------
+
+    def new_outbox(self, limit: int) -> Outbox:
+        """A client's outbox, its overflow counted in ``slow_consumers``."""
+        return Outbox(limit, on_overflow=self._count_slow_consumer)
+
+    def _count_slow_consumer(self) -> None:
+        self.slow_consumers += 1
 
     def add(self, client_id: str, outbox: Outbox) -> Subscriber:
         sub = Subscriber(client_id, outbox)

@@ -20,6 +20,12 @@ def render_metrics(hub: Hub) -> str:
     depths = hub.fanout.queue_depths()
     metric("connections", "gauge", "Open client connections.", [("", float(len(hub.connections)))])
     metric("client_queue_max", "gauge", "Largest per-client outbox.", [("", float(max(depths, default=0)))])
+    metric(
+        "slow_consumers_total",
+        "counter",
+        "Clients whose queue overflowed (closed with 4008; they resume).",
+        [("", float(hub.fanout.slow_consumers))],
+    )
     metric("log_head", "gauge", "Offset of the newest durable event.", [("", float(hub.fanout.published_offset))])
     metric("commits_total", "counter", "Group commits made.", [("", float(hub.core.commits))])
     metric("frames_out_total", "counter", "Frames queued to clients.", [("", float(hub.fanout.frames_out))])

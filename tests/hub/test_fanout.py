@@ -32,6 +32,16 @@ async def test_overflow_marks_client_and_drops_backlog() -> None:
     assert await box.take() == []
 
 
+async def test_each_overflow_counts_one_slow_consumer() -> None:
+    fan = Fanout()
+    slow, fine = fan.new_outbox(3), fan.new_outbox(100)
+    for i in range(10):  # the slow one overflows at the 4th frame; later pushes are dropped
+        slow.push(f"L{i}")
+        fine.push(f"L{i}")
+    assert slow.overflowed and not fine.overflowed
+    assert fan.slow_consumers == 1
+
+
 async def test_publish_routes_by_topic_and_encodes_once() -> None:
     fan = Fanout()
     a, b = Outbox(100), Outbox(100)

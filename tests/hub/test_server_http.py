@@ -46,7 +46,7 @@ def test_health_models_metrics_openapi(api: httpx.Client) -> None:
     assert any(t["name"] == "transpose" for t in engines["transform"]["tasks"])
     assert "properties" in engines["transform"]["tasks"][0]["params_schema"]
     metrics = api.get("/metrics").text
-    for name in ("tutti_connections", "tutti_log_head", "tutti_jobs", "tutti_fanout_seconds"):
+    for name in ("tutti_connections", "tutti_log_head", "tutti_jobs", "tutti_fanout_seconds", "tutti_slow_consumers_total"):
         assert f"# TYPE {name} " in metrics
     doc = api.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.") and "/jobs/{job}" in doc["paths"]
