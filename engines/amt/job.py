@@ -82,11 +82,16 @@ def _constraints(params: CommonParams, key_text: str | None) -> Constraints:
         key = tops.parse_key(key_text)
         scale = {(key.tonic + step) % 12 for step in key.scale}
     full = (params.pitch_low, params.pitch_high) == (0, 127)
+    silence = params.max_silence_seconds
     return Constraints(
         instruments=params.instruments,
         drums=params.drums,
         pitch_range=None if full else (params.pitch_low, params.pitch_high),
         scale=scale,
+        # RESTs are how the model marks time through a silence: with them blocked, each
+        # new onset lies at most the limit after the last note's
+        block_rest=silence is not None,
+        max_time_step=None if silence is None else plans.ticks(silence) + 1,
     )
 
 

@@ -17,7 +17,7 @@ _ARTIFACT_ID = Field(min_length=1, max_length=200)
 _GRID = r"^1/(1|2|4|8|16|32)t?$"
 MAX_SECONDS = 90.0  # one model context spans at most 100 s of absolute time
 LONG_SECONDS = 600.0  # generate / continue chain contexts up to this
-CONSTRAINTS = ("instruments", "drums", "pitch_range", "key_lock")
+CONSTRAINTS = ("instruments", "drums", "pitch_range", "key_lock", "max_silence")
 
 
 class CommonParams(TaskParams):
@@ -38,6 +38,13 @@ class CommonParams(TaskParams):
         None, max_length=32, description="key for key_lock, e.g. 'D minor' (default: section's)"
     )
     key_lock: bool = Field(False, description="only notes of the key's scale (drums exempt)")
+    max_silence_seconds: float | None = Field(
+        None,
+        ge=0.1,
+        le=30.0,
+        description="longest gap between note onsets: the model may not rest longer "
+        "(default: its own choice)",
+    )
     quantize: str | None = Field(
         None, pattern=_GRID, description="snap onsets in the file to a grid, e.g. '1/16'"
     )

@@ -5,7 +5,8 @@ time id, so sampling advances ~0.2 s per event instead of jumping to the end (ra
 weights alone would finish after one event). ``BiasedModel`` is a ``PreTrainedModel``
 built like the fixtures' fake model (it reads the whole window, which it keeps in its KV
 cache as raw ids) whose favourite note is always a forbidden one: an out-of-key pitch
-on violin (40) or drums, so only exact masks keep the constraints.
+on violin (40) or drums, so only exact masks keep the constraints. ``SilentModel`` wants
+3-second silences instead: its onsets jump 300 ticks and every other note is a REST.
 """
 
 from __future__ import annotations
@@ -72,8 +73,19 @@ def biased_target(window: list[int]) -> int:
     return V.NOTE_OFFSET + V.MAX_PITCH * instrument + pitch
 
 
-def biased_logits(window: list[int]) -> torch.Tensor:
-    target = biased_target(window)
+def silent_target(window: list[int]) -> int:
+    n = len(window)
+    slot = (n - 1) % 3
+    if slot == 0:
+        last = next((window[i] for i in range(n - 3, 0, -3) if window[i + 2] < V.CONTROL_OFFSET), 0)
+        return min(last + 300, V.MAX_TIME - 1)
+    if slot == 1:
+        return V.DUR_OFFSET + 50
+    return V.REST if (n // 3) % 2 else V.NOTE_OFFSET + 60  # REST, then a piano middle C
+
+
+def biased_logits(window: list[int], target_of: Any = biased_target) -> torch.Tensor:
+    target = target_of(window)
     # the nearest allowed id wins once masks remove the target
     distance = 2.0 * np.abs(_IDS - target) + (target > _IDS)
     return torch.from_numpy((-0.5 * distance).astype(np.float32))
@@ -89,6 +101,7 @@ class BiasedConfig(PretrainedConfig):  # type: ignore[no-untyped-call]
 
 class BiasedModel(PreTrainedModel):  # type: ignore[no-untyped-call]
     config_class = BiasedConfig
+    target = staticmethod(biased_target)  # the id it favours after a window
 
     def __init__(self, config: BiasedConfig | None = None) -> None:
         super().__init__(config or BiasedConfig())
@@ -111,6 +124,12 @@ class BiasedModel(PreTrainedModel):  # type: ignore[no-untyped-call]
             else torch.ones_like(held, dtype=torch.bool)
         )
         logits = torch.stack(
-            [biased_logits(held[b][mask[b]].tolist()) for b in range(held.shape[0])]
+            [biased_logits(held[b][mask[b]].tolist(), self.target) for b in range(held.shape[0])]
         )
         return CausalLMOutputWithPast(logits=logits[:, None, :], past_key_values=cache)
+
+
+class SilentModel(BiasedModel):  # type: ignore[no-untyped-call]
+    """Favours long silences: onsets 3 s apart, every other note a REST."""
+
+    target = staticmethod(silent_target)

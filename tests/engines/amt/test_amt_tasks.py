@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 from amt_fixture_data import MIDI_DIR
-from amt_models import BiasedModel, tiny_gpt2
+from amt_models import BiasedModel, SilentModel, tiny_gpt2
 
 from cas.store import CasStore
 from engines.amt import vocab as V
@@ -104,6 +104,28 @@ def test_pitch_range_and_drums_only(engine: AmtEngine, cas: CasStore) -> None:
     assert streamed
     assert all(n.instrument == 128 or 48 <= n.pitch <= 52 for n in streamed)
     assert all(n.instrument in (0, 128) for n in streamed)
+
+
+@pytest.mark.parametrize("task", ["generate", "continue"])
+def test_max_silence_bounds_every_gap_between_notes(cas: CasStore, task: str) -> None:
+    engine = AmtEngine()
+    engine.use_model(cast(Any, SilentModel()).eval(), "silent")  # wants 3 s rests
+    prompt = put_events(cas, phrase(0, 8))
+    inputs = {"prompt_artifact": prompt} if task == "continue" else {}
+
+    def gaps(params: dict[str, Any]) -> list[float]:
+        params = {"length_seconds": 20, **params, **({"prompt_artifact": "p"} if inputs else {})}
+        request = EngineRequest("s", task, params, seed=6, inputs=inputs)
+        [output] = outputs(run(engine, cas, request))
+        onsets = sorted({start / 480 * 60 / 120 for _, _, start, _, _, _ in notes_of(cas, output)})
+        assert onsets, "no notes at all"
+        return [b - a for a, b in zip([0.0, *onsets], onsets, strict=False)]
+
+    free = gaps({})
+    assert max(free) >= 2.5  # left alone, the model rests for seconds
+    bounded = gaps({"max_silence_seconds": 1.0})
+    assert max(bounded) <= 1.0 + 1e-9
+    assert len(bounded) > 2 * len(free)  # the 20 s are filled with notes instead
 
 
 def test_progress_is_monotonic_and_notes_stream_early(engine: AmtEngine, cas: CasStore) -> None:
