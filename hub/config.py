@@ -52,7 +52,6 @@ class LimitsConfig(BaseModel):
         description="Lossless frames a client may have waiting; past this it is closed with 4008 "
         "and resumes from its last offset.",
     )
-    # Autotuning lets a stalled client hold megabytes in flight before its queue grows.
     socket_send_buffer: int | None = Field(
         None, ge=4096, le=64 << 20, examples=[65536],
         description="Kernel send buffer of each client socket (bytes). Unset keeps the OS's "
@@ -73,14 +72,18 @@ class HubConfig(BaseModel):
     host: str = Field("127.0.0.1", description="Address to bind; anything but loopback needs `token`.")
     port: int = Field(8765, ge=0, le=65535, description="TCP port (0 picks a free one).")
     data: Path = Field(Path("tutti-data"), description="Data folder: event log, job store, CAS, exports, inbox.")
-    token: str | None = Field(None, examples=["a-long-random-secret"], description="Shared secret clients send in `hello` (and HTTP `Authorization: Bearer`).")
+    token: str | None = Field(
+        None, examples=["a-long-random-secret"],
+        description="Shared secret clients send in `hello` (and HTTP `Authorization: Bearer`).",
+    )
     log_level: LogLevel = Field("info", description="Log detail.")
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Extra browser origins allowed to open the WebSocket (the hub's own page always is).",
     )
     amt_model: str | None = Field(
-        None, examples=["stanford-crfm/music-small-800k"], description="AMT weights: a Hugging Face hub id, a local folder, or unset for the bundled model.",
+        None, examples=["stanford-crfm/music-small-800k"],
+        description="AMT weights: a Hugging Face hub id, a local folder, or unset for the bundled model.",
     )
     engines: list[str] = Field(
         default_factory=list, description='Extra engines to start, as `"name=module:Class"`.',
