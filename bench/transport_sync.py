@@ -111,7 +111,7 @@ def main() -> int:
         p50, p99 = statistics.median(values), pct(values, 0.99)
         ok = "met" if p99 <= 5.0 else "missed"
         print(f"| {name} | {len(values)} | {p50:.3f} | {p99:.3f} | {max(values):.3f} | {ok} |")
-    print(f"\nclock offset uncertainty (half the best RTT): {errors['offset_uncertainty_ms'][0]:.3f} ms")
+    print(f"\nclock offset uncertainty (error bound of the estimate): {errors['offset_uncertainty_ms'][0]:.3f} ms")
     print("'all' includes samples within 50 ms after play / tempo / relocate, before the update arrives.")
     return 0
 

@@ -375,22 +375,33 @@ class TuttiClient:
         """hub_time - local_time (see plugins/client/clocksync.py)."""
         return self.core.clock_offset
 
-    async def measure_clock(self, samples: int = 16, spacing: float = 0.01, timeout: float = 10.0) -> float:
-        """Take a fresh burst of samples on top of the periodic ones; return the estimate."""
+    async def measure_clock(self, samples: int = 16, spacing: float = 0.01, timeout: float = 10.0,
+                            target_uncertainty: float | None = None) -> float:
+        """Take a fresh burst of samples on top of the periodic ones; return the estimate.
+
+        With ``target_uncertainty`` (seconds) it keeps pinging, ``spacing`` apart, until the
+        estimate's error bound is that small or ``timeout`` has passed: on a busy host most
+        round trips are slow and a few fast ones make the estimate tight."""
         await self.wait_connected(timeout)
         ws = self._ws
         assert ws is not None
+        deadline = self.clock() + timeout
         before = len(self.core.clock.samples)
         for _ in range(samples):
             await ws.send(self.core.clock_ping(self.clock()).decode())
             await asyncio.sleep(spacing)
-        deadline = self.clock() + timeout
         while len(self.core.clock.samples) < min(before + samples, self.core.clock.samples.maxlen or 0):
             if self.clock() > deadline:
                 break
             self._clock_event.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._clock_event.wait(), 0.05)
+        while target_uncertainty is not None and self.clock() < deadline:
+            bound = self.core.clock.uncertainty
+            if bound is not None and bound <= target_uncertainty:
+                break
+            await ws.send(self.core.clock_ping(self.clock()).decode())
+            await asyncio.sleep(spacing)
         offset = self.core.clock_offset
         if offset is None:
             raise TimeoutError("no clock.pong arrived")

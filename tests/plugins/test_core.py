@@ -6,6 +6,8 @@ import random
 from collections.abc import Sequence
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from hub.events import JobNotes, JobQueued, NoteChunkData, SessionRenamed
@@ -176,6 +178,19 @@ def test_clock_estimate_is_the_median_of_the_low_rtt_half() -> None:
     assert est.uncertainty is not None and est.uncertainty < 0.0005
     est.reset(rough_offset=1.0)
     assert est.offset == 1.0 and not est.ready
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 0.02), st.floats(0.0, 0.02)), min_size=1, max_size=64),
+       st.floats(-1e5, 1e5))
+def test_clock_estimate_lies_within_its_reported_bound(legs: list[tuple[float, float]], true_offset: float) -> None:
+    """However asymmetric the round trips, the hub read its clock inside each one, so the
+    estimate is never further from the truth than ``uncertainty`` says."""
+    est = ClockEstimator()
+    for i, (up, down) in enumerate(legs):
+        t0 = i * 0.1
+        est.add(ClockSample(t0=t0, server_time=t0 + up + true_offset, t1=t0 + up + down))
+    assert est.offset is not None and est.uncertainty is not None
+    assert abs(est.offset - true_offset) <= est.uncertainty + 1e-9
 
 
 def test_clock_pongs_feed_the_estimator_and_strangers_are_ignored() -> None:
