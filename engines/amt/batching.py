@@ -43,6 +43,7 @@ import torch
 from engines.amt import vocab as V
 from engines.amt.errors import SamplerError
 from engines.amt.head import OpenHead, pick
+from engines.amt.hfcompat import cache_argument, returned_cache
 from engines.amt.lean import LeanGPT2
 from engines.amt.masks import Ranges
 
@@ -188,6 +189,7 @@ class BatchedCachedStep:
         self.forwards = 0
         # GPT-2 layout: run the body, then the head for the open ids only
         self._split = hasattr(model, "transformer") and hasattr(model, "lm_head")
+        self._cache_kw = cache_argument(model.transformer.forward if self._split else model.forward)
 
     # -- ModelStep ----------------------------------------------------------------------
 
@@ -280,7 +282,7 @@ class BatchedCachedStep:
             past = self._cache_cls()
         inputs: dict[str, Any] = {
             "input_ids": ids,
-            "past_key_values": past,
+            self._cache_kw: past,
             "attention_mask": mask.long(),
             "position_ids": positions,
             "use_cache": True,
@@ -291,7 +293,7 @@ class BatchedCachedStep:
         else:
             out = self.model(**inputs, logits_to_keep=1)
             last = out.logits[:, -1, :]
-        layers = out.past_key_values.layers
+        layers = returned_cache(out).layers
         return last, [layer.keys for layer in layers], [layer.values for layer in layers]
 
     def _write(

@@ -15,6 +15,7 @@ import torch
 
 from engines.amt import vocab as V
 from engines.amt.errors import SamplerError
+from engines.amt.hfcompat import cache_argument, returned_cache
 from engines.amt.masks import Ranges
 
 
@@ -101,6 +102,7 @@ class CachedStep:
         self.model = model
         self.context_size = context_size
         self.device = next(model.parameters()).device
+        self._cache_kw = cache_argument(model.forward)
         self._rows: dict[int, _RowCache] = {}
         self.rebuilds = 0  # prefills and cut-backs (window slid), for tests and the benchmark
         self.tokens_fed = 0
@@ -137,12 +139,12 @@ class CachedStep:
         positions = torch.arange(shared, len(window), device=self.device).unsqueeze(0)
         out = self.model(
             input_ids=ids,
-            past_key_values=state.past,
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
+            **{self._cache_kw: state.past},
         )
-        state.past = out.past_key_values
+        state.past = returned_cache(out)
         state.ids.extend(new)
         self.tokens_fed += len(new)
         return _last_logits(out.logits).float()

@@ -27,6 +27,9 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from engines.amt import vocab as V
 
+# the output's cache field: `cache` from transformers 5.25, `past_key_values` before
+OUTPUT_CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
 _IDS = np.arange(V.VOCAB_SIZE, dtype=np.float64)
 FORBIDDEN_PITCHES = (61, 63, 66, 68, 70)  # black keys: outside C major / A minor
 FORBIDDEN_INSTRUMENTS = (40, 128)
@@ -126,7 +129,8 @@ class BiasedModel(PreTrainedModel):  # type: ignore[no-untyped-call]
         logits = torch.stack(
             [biased_logits(held[b][mask[b]].tolist(), self.target) for b in range(held.shape[0])]
         )
-        return CausalLMOutputWithPast(logits=logits[:, None, :], past_key_values=cache)
+        fields: dict[str, Any] = {"logits": logits[:, None, :], OUTPUT_CACHE_FIELD: cache}
+        return CausalLMOutputWithPast(**fields)
 
 
 class SilentModel(BiasedModel):  # type: ignore[no-untyped-call]
