@@ -259,3 +259,43 @@ def test_errors_shown_in_plain_words(hub: HubProcess, browser: Browser) -> None:
     )
     wait_until(lambda: "not a valid MIDI file" in (page.text_content("#toasts") or ""), what="invalid MIDI message")
     ctx.close()
+
+
+def test_roll_shows_the_selected_sections_take(hub: HubProcess, browser: Browser, page_errors: PageErrors) -> None:
+    """Picking a section puts its take on the roll (the chosen one, else the last), or an
+    empty roll that says the section has none; a job being watched keeps the roll."""
+    ctx, page = open_page(browser, f"{hub.url}/?name=Roll")
+    page_errors.watch(page, "roll")
+    page.fill("#new-title", "Roll follows sections")
+    page.click("#create-session")
+    page.wait_for_selector("#view[data-ready=true]")
+    page.click("button.add-section")
+    page.click("button.add-section")
+    wait_until(lambda: section_names(page) == ["Section 1", "Section 2"], what="two sections")
+
+    def roll() -> tuple[int, str]:
+        count = int(page.get_attribute("#roll", "data-note-count") or 0)
+        return count, page.text_content(".roll-caption") or ""
+
+    page.click(".block:nth-child(2) .block-select")
+    wait_until(lambda: "Section 2 has no takes yet" in roll()[1], what="empty caption for section 2")
+    assert roll()[0] == 0
+
+    page.select_option("#engine", "slow")
+    page.wait_for_selector("[data-param=chunks] input")
+    page.fill("[data-param=chunks] input", "3")
+    page.fill("[data-param=interval] input", "0.05")
+    page.fill("[data-param=notes_per_chunk] input", "5")
+    page.click("#run-job")
+    wait_until(lambda: page.get_attribute(".job", "data-state") == "completed", timeout=30, what="job completed")
+    page.wait_for_selector(".take")
+    assert roll()[0] == 15 and "slow" in roll()[1], roll()  # the watched job keeps the roll
+
+    page.click(".block:nth-child(1) .block-select")
+    wait_until(lambda: roll() == (0, "Section 1 has no takes yet: run a task on it to fill the roll."),
+               what="section 1's empty roll")
+    page.click(".block:nth-child(2) .block-select")
+    wait_until(lambda: roll() == (15, "Section 2, take 1 (none chosen yet): 15 notes"), what="section 2's last take")
+    page.click(".take button[aria-label^='Choose']")
+    wait_until(lambda: roll() == (15, "Section 2, take 1: 15 notes"), what="the caption after choosing")
+    ctx.close()

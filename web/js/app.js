@@ -38,6 +38,7 @@ export class App {
   #pendingKeys = new Set();
   #frame = 0;
   #deleteArmed = null;
+  #rollKey = null; // "section:take" the roll last showed by default
 
   constructor(root) {
     const proto = location.protocol === "https:" ? "wss" : "ws";
@@ -152,20 +153,33 @@ export class App {
     this.sectionPanel.update();
     if (keys.has("session") || keys.has("engines") || keys.has("select")) this.actions.update();
     if (keys.has("jobs") || keys.has("progress") || keys.has("session")) this.live.update();
-    if (keys.has("select") || keys.has("session")) this.#rollDefault(s);
+    if (keys.has("select") || keys.has("session")) this.#rollDefault(s, keys.has("select"));
     if (keys.has("session") || keys.has("artifacts") || keys.has("select") || keys.has("audition")) this.takes.update();
     this.transport.setTempoMap(this.#tempoMap());
     this.viewEl.dataset.ready = "true";
   }
 
-  /** With no job on screen, the roll shows the selected section's chosen take. */
-  #rollDefault(s) {
+  /** The roll shows the selected section: its chosen take, else its last take, else an
+   * empty roll that says so. A job being watched keeps the roll (a finished one until
+   * another section is picked), and a take opened by hand stays until the section's
+   * default take changes. */
+  #rollDefault(s, selecting) {
     const src = this.live.source;
-    if (src?.kind === "job") return;
+    if (src?.kind === "job" && (!selecting || this.live.followingLiveJob)) return;
     const sec = s.sections.find((x) => x.id === this.selectedSection);
-    const take = sec?.takes.find((t) => t.id === sec.chosen_take);
-    if (!take || src?.id === take.id) return;
-    this.live.showTake(take, `${sec.name}, take ${sec.takes.indexOf(take) + 1}`);
+    if (!sec) return;
+    const chosen = sec.takes.find((t) => t.id === sec.chosen_take);
+    const take = chosen ?? sec.takes.at(-1);
+    const key = `${sec.id}:${take?.id ?? ""}:${chosen ? "chosen" : ""}`;
+    if (!selecting && key === this.#rollKey) return;
+    this.#rollKey = key;
+    if (!take) {
+      this.live.showEmpty(sec.id, `${sec.name} has no takes yet: run a task on it to fill the roll.`);
+    } else {
+      const label = `${sec.name}, take ${sec.takes.indexOf(take) + 1}${chosen ? "" : " (none chosen yet)"}`;
+      if (src?.id === take.id) this.live.relabel(label);
+      else this.live.showTake(take, label);
+    }
   }
 
   route() {
@@ -177,6 +191,7 @@ export class App {
       if (this.store.sessionId === id) return;
       this.selectedSection = null;
       this.live.source = null;
+      this.#rollKey = null;
       this.live.roll.clear();
       this.transport.reset();
       this.viewEl.dataset.ready = "false";

@@ -9,7 +9,7 @@ const FINAL = new Set(["completed", "failed", "cancelled"]);
 const STATE_TEXT = { queued: "Waiting", running: "Generating", completed: "Done", failed: "Failed", cancelled: "Cancelled" };
 
 export class LiveView {
-  source = null; // {kind: "job" | "take", id, label}
+  source = null; // {kind: "job" | "take" | "empty", id, label}
   #rows = new Map();
 
   constructor({ store, app }) {
@@ -35,6 +35,27 @@ export class LiveView {
       if (this.source?.kind === "job" && this.source.id === job.id) this.roll.addNotes(notes);
       else if (!this.source || (this.source.kind === "job" && FINAL.has(this.store.jobs.get(this.source.id)?.state))) this.showJob(job.id);
     });
+  }
+
+  /** True while the roll follows a job that is still queued or running. */
+  get followingLiveJob() {
+    if (this.source?.kind !== "job") return false;
+    const job = this.store.jobs.get(this.source.id);
+    return Boolean(job) && !FINAL.has(job.state);
+  }
+
+  /** An empty roll with a caption saying why (a section without takes). */
+  showEmpty(key, text) {
+    this.source = { kind: "empty", id: key };
+    this.roll.clear();
+    this.caption.textContent = text;
+  }
+
+  /** A new caption for the take on the roll (it was chosen, or its number changed). */
+  relabel(label) {
+    if (this.source?.kind !== "take") return;
+    this.source = { ...this.source, label };
+    this.#caption();
   }
 
   showJob(jobId) {
