@@ -150,9 +150,11 @@ async def test_event_loop_stays_responsive_while_a_job_runs(worker: WorkerHandle
     task.cancel()
     assert isinstance(events[-1], Finished)
     print(f"\nticker: {len(gaps)} ticks in {elapsed:.2f} s, longest gap {max(gaps) * 1000:.1f} ms")
-    # 10 ms ticks over a >1 s job: the loop kept running while the worker computed.
+    # 10 ms ticks over a >1.2 s job: the loop kept running while the worker computed (a
+    # loop blocked on the worker would stall for most of the job; a busy CI host may delay
+    # a tick by a few hundred ms now and then)
     assert len(gaps) >= 0.3 * elapsed / 0.01
-    assert max(gaps) < 0.5
+    assert max(gaps) < 1.0
 
 
 async def test_two_jobs_interleave_on_one_worker(worker: WorkerHandle) -> None:
