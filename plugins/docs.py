@@ -280,12 +280,15 @@ server_time}`; read your clock again on arrival as `t1`. Then
 
     rtt    = t1 - t0
     offset = server_time - (t0 + t1) / 2        # hub_time = local_time + offset
-    error <= rtt / 2                            # if the path is symmetric
+    error <= rtt / 2                            # the hub read its clock inside the round trip
 
 Take a burst of samples (the reference client: 12, 20 ms apart) and use the median
-offset of the lower-RTT half (slow round trips are the asymmetric ones); repeat every
-30 s, because clocks drift, and start over after every reconnect (a restarted hub has a
-new clock origin). The `welcome`'s `server_time` minus your clock on arrival is a rough
+offset of the samples whose round trip is within 1.5x the best one plus 0.1 ms (slow
+round trips are the asymmetric ones); that median's error is at most half the slowest
+round trip it uses. Where that bound matters, keep pinging until it is small enough (the
+reference client's `measure_clock(target_uncertainty=...)`). Repeat every 30 s, because
+clocks drift, and start over after every reconnect (a restarted hub has a new clock
+origin). The `welcome`'s `server_time` minus your clock on arrival is a rough
 first guess (error: the one-way latency).
 
 **Following.** `local_beat(t) = beat_origin + (t + offset - time_origin) * bpm / 60`.
@@ -359,7 +362,7 @@ struct TuttiLink {
         else if (type == "ping")  ws.send ("{\\"type\\":\\"pong\\",\\"t\\":" + juce::String ((double) f["t"]).toStdString() + "}");
         else if (type == "clock.pong") {
             double t0 = f["t0"], server = f["server_time"];
-            addClockSample (server - (t0 + t1) / 2.0, t1 - t0);  // median of the low-RTT half
+            addClockSample (server - (t0 + t1) / 2.0, t1 - t0);  // median of the near-best-RTT samples
         }
         else if (type == "transport.state") { /* publish to the audio thread atomically */ }
     }
