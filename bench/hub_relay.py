@@ -10,7 +10,7 @@ two bench-only WebSocket routes that exist only in this script:
               (``hub.ws.serve_connection``): the same Outbox, flusher and writer as ``/ws``.
   /bench/pub  publishes every text frame with
               ``fanout.publish_latest("transport:bench", "transport:bench", text)``,
-              the call ``Hub._set_timeline`` makes for every transport update.
+              the call ``Timelines._publish`` (hub/timelines.py) makes for every transport update.
 
 So the fan-out measured is exactly the path transport frames take (latest-value,
 conflated per key); only the JSON is the harness's own rather than ``transport.state``.

@@ -47,7 +47,6 @@ from hub.protocol import (
     SubmitJob,
     Subscribe,
     TakeTransport,
-    TransportState,
     TransportUpdate,
     Unsubscribe,
     Welcome,
@@ -56,7 +55,7 @@ from hub.protocol import (
 from hub.snapshots import decode_state, encode_state
 from hub.sqlite import open_data_dir
 from hub.state import EMPTY, replay, snapshot, summaries
-from hub.transport import Timeline, apply_update, drop_holder, release_control, take_control
+from hub.timelines import Timelines
 
 if TYPE_CHECKING:
     from hub.connection import Connection
@@ -65,8 +64,6 @@ log = logging.getLogger("tutti.hub")
 
 _SESSION_COMMANDS: tuple[type[Any], ...] = SessionCommand.__args__
 _REPLAY_PAGE = 1000
-# A sender's hub-clock stamp further off than this is ignored (bad clock estimate).
-_MAX_STAMP_SKEW = 1.0
 _REPLAY_WINDOW = 256  # replayed frames a client may have queued before the replay waits
 # How often the retention rules run (log compaction and job-record expiry). Test hooks
 # (undocumented for users): TUTTI_COMPACT_INTERVAL overrides the period,
@@ -81,9 +78,8 @@ class Hub:
         self.data: Path = config.data
         self.fanout = Fanout()
         self.connections: dict[str, Connection] = {}
-        self.timelines: dict[str, Timeline] = {}
+        self.timelines = Timelines(self)
         self.started_at = time.monotonic()
-        self._tempo_timers: dict[str, asyncio.TimerHandle] = {}
         self._clock_origin = time.monotonic()
         self.compacted_events = 0
         self._replays = 0
@@ -138,6 +134,7 @@ class Hub:
         self._compactor.cancel()
         if self.inbox is not None:
             await self.inbox.stop()
+        await self.timelines.flush()  # tempo changes still inside their debounce
         await self.jobs.stop()
         await self.core.stop()
         self.db.close()
@@ -228,12 +225,9 @@ class Hub:
         sub = self.fanout.subscriber(client_id)
         sessions = {t.split(":", 1)[1] for t in (sub.topics if sub else ()) if t.startswith("session:")}
         self.fanout.remove(client_id)
-        for sid, tl in list(self.timelines.items()):
-            if tl.holder == client_id:
-                self._set_timeline(drop_holder(tl, client_id))
-                sessions.add(sid)
+        sessions |= self.timelines.drop_client(client_id)
         for sid in sessions:
-            self._publish_presence(sid)
+            self.publish_presence(sid)
 
     def welcome(self, client_id: str) -> Welcome:
         limits = self.config.limits
@@ -343,21 +337,18 @@ class Hub:
         for topic in topics:
             kind, _, sid = topic.partition(":")
             if kind == "session":
-                self._publish_presence(sid)
+                self.publish_presence(sid)
             elif kind == "transport":
-                tl = self.timelines.get(sid)
-                if tl is not None:
-                    self.fanout.send_to(client_id, encode(self._transport_msg(tl)).decode())
+                self.timelines.send_current(client_id, sid)
 
-    def _publish_presence(self, session_id: str) -> None:
+    def publish_presence(self, session_id: str) -> None:
         topic = f"session:{session_id}"
         peers = []
         for sub in self.fanout.subscribers_of(topic):
             conn = self.connections.get(sub.client_id)
             if conn is not None and conn.hello is not None:
                 peers.append(Peer(client_id=sub.client_id, kind=conn.hello.client, name=conn.hello.name))
-        tl = self.timelines.get(session_id)
-        msg = Presence(session=session_id, peers=peers, transport_holder=tl.holder if tl else None)
+        msg = Presence(session=session_id, peers=peers, transport_holder=self.timelines.holder(session_id))
         self.fanout.publish_latest(topic, f"presence:{session_id}", encode(msg).decode())
 
     # --- commands -----------------------------------------------------------------------
@@ -381,7 +372,7 @@ class Hub:
             self.fanout.unsubscribe(client_id, cmd.topics)
             for t in cmd.topics:
                 if t.startswith("session:"):
-                    self._publish_presence(t.split(":", 1)[1])
+                    self.publish_presence(t.split(":", 1)[1])
             return AckMsg(op_id=cmd.op_id, result={"topics": sorted(cmd.topics)})
         if isinstance(cmd, _SESSION_COMMANDS):
             exists = self._artifact_exists if isinstance(cmd, AddTake) else None
@@ -415,7 +406,7 @@ class Hub:
         if isinstance(cmd, Analyze):
             return AckMsg(op_id=cmd.op_id, result=await self.analyze(cmd.artifact, list(cmd.analyses)))
         if isinstance(cmd, TakeTransport | ReleaseTransport | TransportUpdate):
-            return AckMsg(op_id=cmd.op_id, result=self.transport(client_id, cmd))
+            return AckMsg(op_id=cmd.op_id, result=self.timelines.handle(client_id, cmd))
         raise HubError(ErrorCode.unknown_type, f"{getattr(cmd, 'type', type(cmd).__name__)} is not handled by this hub")
 
     def session(self, session_id: str) -> Session:
@@ -430,98 +421,6 @@ class Hub:
         except HubError:
             return False
         return True
-
-    # --- transport ------------------------------------------------------------------------
-
-    def _transport_msg(self, tl: Timeline) -> TransportState:
-        return TransportState(
-            session=tl.session,
-            playing=tl.playing,
-            bpm=tl.bpm,
-            beat_origin=tl.beat_origin,
-            time_origin=tl.time_origin,
-            meter=tl.meter,
-            holder=tl.holder,
-            seq=tl.seq,
-        )
-
-    def _set_timeline(self, tl: Timeline) -> None:
-        self.timelines[tl.session] = tl
-        frame = encode(self._transport_msg(tl)).decode()
-        self.fanout.publish_latest(f"transport:{tl.session}", f"transport:{tl.session}", frame)
-
-    def timeline(self, session_id: str) -> Timeline:
-        tl = self.timelines.get(session_id)
-        if tl is None:
-            s = self.session(session_id)
-            tl = Timeline(session=session_id, bpm=s.tempo, meter=s.meter, time_origin=self.clock())
-        return tl
-
-    def transport(self, client_id: str, cmd: TakeTransport | ReleaseTransport | TransportUpdate) -> dict[str, Any]:
-        tl = self.timeline(cmd.session)
-        if isinstance(cmd, TakeTransport):
-            tl = take_control(tl, client_id, force=cmd.force)
-        elif isinstance(cmd, ReleaseTransport):
-            tl = release_control(tl, client_id)
-        else:
-            holder_before = tl.holder
-            now = self.clock()
-            if cmd.hub_time is not None and abs(cmd.hub_time - now) <= _MAX_STAMP_SKEW:
-                now = cmd.hub_time
-            tl = apply_update(
-                tl,
-                client_id,
-                now=now,
-                playing=cmd.playing,
-                bpm=cmd.bpm,
-                beat=cmd.beat,
-                meter=cmd.meter,
-                at_next_bar=cmd.at_next_bar,
-            )
-            self._schedule_tempo_commit(cmd.session)
-            if holder_before != tl.holder:
-                self._set_timeline(tl)
-                self._publish_presence(cmd.session)
-                return {"seq": tl.seq, "holder": tl.holder}
-        self._set_timeline(tl)
-        if not isinstance(cmd, TransportUpdate):
-            self._publish_presence(cmd.session)
-        return {"seq": tl.seq, "holder": tl.holder}
-
-    def _schedule_tempo_commit(self, session_id: str) -> None:
-        """Make tempo/meter changes durable once they stop moving (a ramp is one event)."""
-        timer = self._tempo_timers.pop(session_id, None)
-        if timer is not None:
-            timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._tempo_timers[session_id] = loop.call_later(
-            self.config.transport_debounce,
-            lambda: asyncio.ensure_future(self._commit_tempo(session_id)),
-        )
-
-    async def _commit_tempo(self, session_id: str) -> None:
-        from hub.protocol import SetMeter, SetTempo
-
-        self._tempo_timers.pop(session_id, None)
-        tl = self.timelines.get(session_id)
-        s = self.core.state.sessions.get(session_id)
-        if tl is None or s is None:
-            return
-        try:
-            if abs(s.tempo - tl.bpm) > 1e-6:
-                await self.core.execute(
-                    SetTempo(op_id=new_id("op_"), session=session_id, bpm=round(tl.bpm, 3)),
-                    op_id=None,
-                    client=tl.holder,
-                )
-            if s.meter != tl.meter:
-                await self.core.execute(
-                    SetMeter(op_id=new_id("op_"), session=session_id, meter=tl.meter),
-                    op_id=None,
-                    client=tl.holder,
-                )
-        except HubError as err:
-            log.warning("transport tempo commit for %s failed: %s", session_id, err.message)
 
     # --- artifacts, render, analysis: see hub/media.py -------------------------------------
 

@@ -51,6 +51,34 @@ async def test_sigterm_interrupts_running_jobs_and_keeps_acked_state(tmp_path: P
         hub.stop()
 
 
+async def test_sigterm_stores_a_tempo_change_still_inside_its_debounce(tmp_path: Path) -> None:
+    """A tempo and meter change waits out ``transport_debounce`` before it becomes an event
+    (a ramp is one event); a clean shutdown inside that wait still stores it."""
+    config = tmp_path / "tutti.toml"
+    config.write_text("[tutti]\ntransport_debounce = 60\n")
+    hub = HubProcess(tmp_path / "data", config=config)
+    hub.start()
+    try:
+        async with ws_client(hub.ws_url, kind="daw-plugin", name="DAW") as daw:
+            sid, _ = await new_session(daw, "Debounced")
+            await daw.request({"type": "transport.take", "session": sid})
+            ack = await daw.request({"type": "transport.update", "session": sid, "playing": True,
+                                     "bpm": 96.5, "beat": 0.0, "meter": {"numerator": 3, "denominator": 4}})
+            assert ack["type"] == "ack", ack
+            stored = httpx.get(f"{hub.url}/sessions/{sid}", timeout=10).json()
+            assert stored["tempo"] == 120.0  # still waiting: 60 s of debounce
+            assert hub.proc is not None
+            hub.proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(hub.proc.wait, 20)
+            assert code == 0, hub.log_tail()
+        hub.proc = None
+        hub.start()
+        session = httpx.get(f"{hub.url}/sessions/{sid}", timeout=10).json()
+        assert session["tempo"] == 96.5 and session["meter"] == {"numerator": 3, "denominator": 4}, session
+    finally:
+        hub.stop()
+
+
 def test_non_loopback_bind_without_token_is_refused(tmp_path: Path) -> None:
     import subprocess
     import sys
