@@ -71,7 +71,8 @@ class ClockEstimator:
 
     @property
     def uncertainty(self) -> float | None:
-        """A bound on the error of ``offset``: half the slowest round trip it is built from."""
+        """A bound on the error of ``offset``: half the slowest round trip it is built from
+        (drift between the two clocks since the oldest of those samples aside)."""
         if not self.samples:
             return None
         return max(s.rtt for s in self._near_best()) / 2.0
