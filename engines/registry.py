@@ -75,8 +75,8 @@ AMT_FACTORY = "engines.amt.engine:AmtEngine"
 def amt_spec(model: str | None = None, *, concurrency: int = 4, **kwargs: Any) -> EngineSpec:
     """The AMT engine with its weights: ``model`` is a hub id, a local folder, or None for
     the bundled weights (``tutti serve --amt-model`` / the config's ``amt_model``). Other
-    kwargs (device, dtype, threads, notes_every) go to ``AmtEngine`` as they are. Its
-    concurrent jobs decode together as rows of one batch."""
+    kwargs (device, dtype, threads, notes_every, partial_every) go to ``AmtEngine`` as
+    they are. Its concurrent jobs decode together as rows of one batch."""
     return EngineSpec(
         name="amt", factory=AMT_FACTORY, kwargs={"model": model, **kwargs}, concurrency=concurrency
     )

@@ -34,6 +34,7 @@ from engines.protocol import (
 )
 from engines.registry import DEFAULT_SPECS, EngineSpec, amt_spec
 from engines.worker import WorkerHandle
+from hub.artifact_deletion import delete_records
 from hub.errors import ErrorCode, HubError
 from hub.events import (
     ArtifactRef,
@@ -69,7 +70,9 @@ class _Job:
     seq: int
     request: EngineRequest
     notes_seq: int = 0
-    outputs: list[ArtifactRef] = field(default_factory=list)
+    outputs: list[ArtifactRef] = field(default_factory=list)  # final results
+    # the newest partial result of each variation that has no final one yet
+    partials: dict[int | None, ArtifactRef] = field(default_factory=dict)
     started: float = 0.0
     # job.notes records queued with the core but not yet confirmed durable, oldest first
     unconfirmed: deque[asyncio.Future[list[Envelope]]] = field(default_factory=deque)
@@ -486,7 +489,7 @@ class JobManager:
                                                         message=event.message), code=event.code, message=event.message)
         elif isinstance(event, Cancelled):
             await self._finish(job, "cancelled", JobCancelled(job=job.id, session=session,
-                                                              partial_artifacts=job.outputs))
+                                                              partial_artifacts=_kept(job, "cancelled")))
 
     async def _output(self, job: _Job, out: Output) -> None:
         from hub.media import (
@@ -514,8 +517,17 @@ class JobManager:
             ),
             metadata=meta | ({"partial": True} if out.partial else {}), announce=False,
         )
-        job.outputs.append(artifact_ref(artifact))
+        ref = artifact_ref(artifact)
+        # one partial file per variation stays: a newer partial or the final replaces it
+        if out.partial:
+            superseded = job.partials.get(out.variation_index)
+            job.partials[out.variation_index] = ref
+        else:
+            superseded = job.partials.pop(out.variation_index, None)
+            job.outputs.append(ref)
         await self.hub.core.record([file_ready(artifact)])
+        if superseded is not None:
+            await delete_records(self.hub, [superseded.id])
 
     async def _finish(self, job: _Job, state: str, event: Any, *, code: str | None = None,
                       message: str | None = None) -> None:
@@ -523,11 +535,12 @@ class JobManager:
         await self._notes_durable(job)  # the ending follows every chunk, in the log too
         finished_at = time.time()
         events: list[Any] = [event]
+        kept = _kept(job, state)
         if job.spec.session and job.spec.section and state in ("completed", "cancelled"):
             session = self.hub.core.state.sessions.get(job.spec.session)
             sec = session.section(job.spec.section) if session else None
             if sec is not None and not sec.locked:
-                for ref in job.outputs:
+                for ref in kept:
                     if ref.mime in ("audio/midi",):
                         take = Take(id=new_id(TAKE), artifact_id=ref.id, status="pending", job_id=job.id,
                                     variation_index=ref.variation_index,
@@ -537,9 +550,19 @@ class JobManager:
         await self.hub.core.record(
             events,
             also=lambda: self.hub.jobstore.mark_finished(job.id, state, code=code, message=message,  # type: ignore[arg-type]
-                                                         artifacts=job.outputs, now=finished_at),
+                                                         artifacts=kept, now=finished_at),
         )
+        if state == "completed" and job.partials:  # a variation whose final never came
+            await delete_records(self.hub, [ref.id for ref in job.partials.values()])
         self._pump()
+
+
+def _kept(job: _Job, state: str) -> list[ArtifactRef]:
+    """What a finished job leaves: its final results; a job that did not complete also
+    keeps the newest partial result of each variation without a final one."""
+    if state == "completed":
+        return list(job.outputs)
+    return [*job.outputs, *job.partials.values()]
 
 
 def _warm_imports() -> None:

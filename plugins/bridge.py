@@ -29,7 +29,7 @@ from plugins.client import (
     TransferError,
     TuttiClient,
 )
-from plugins.mirror import mirror_name, wanted
+from plugins.mirror import mirror_name, partial_name, wanted
 from plugins.progress import Reporter
 from plugins.sendpolicy import SendPolicy
 from plugins.sources import InternalClock, MidiClockInput, TransportSource
@@ -178,6 +178,15 @@ class Bridge:
             self.open_jobs.add(ev.job)
         self._maybe_finish()
 
+    def _drop_partial(self, job: str) -> None:
+        """A completed job's partial file has served its purpose; a cancelled or failed
+        job's stays, as it is all there is."""
+        path = self.args.folder / partial_name(job)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            self.report.line(f"could not remove {path.name}: {exc}")
+
     def _maybe_finish(self) -> None:
         """With --max-files, stop once enough files are mirrored and their jobs have ended."""
         if self.args.max_files is not None and len(self.mirrored) >= self.args.max_files and not self.open_jobs:
@@ -219,6 +228,7 @@ class Bridge:
                 elif isinstance(ev, JobQueued):
                     self.report.line(f"job {ev.job}: queued ({ev.engine}/{ev.task})")
                 elif isinstance(ev, JobCompleted):
+                    self._drop_partial(ev.job)  # its results are mirrored by now
                     self._job_ended(ev.job, f"completed, {len(ev.artifacts)} file(s)")
                 elif isinstance(ev, JobFailed):
                     self._job_ended(ev.job, f"failed: {ev.code}: {ev.message}")

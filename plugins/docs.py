@@ -264,6 +264,14 @@ a folder-watching DAW must never see a partial file. Upload a MIDI file with
 `POST /cas?session=<id>&section=<id>&filename=<name>` (raw body, `Content-Type:
 audio/midi`); the answer `{hash, size, mime, artifact, url}` names the artifact to pass to
 `take.add`. With a token, send `Authorization: Bearer <token>`.
+
+A long generation also announces the MIDI written so far, every few seconds, as a
+`file.ready` whose `metadata.partial` is true: a DAW can play what exists while the rest is
+generated. Each partial file replaces the job's previous one (the hub deletes the older
+record, `artifact.deleted`); the results replace the last. Mirror partial files of one job
+under one name, replaced atomically (the reference bridge: `<job>.partial.mid`, removed
+once the job completes). A cancelled job keeps its newest partial file as a take
+(`job.cancelled.partial_artifacts`).
 """
 
 _CLOCK = """

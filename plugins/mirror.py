@@ -22,5 +22,10 @@ def mirror_name(ev: FileReady) -> tuple[str, bool]:
         name = PurePath(ev.filename or f"{ev.artifact}.mid").name
     name = name.lstrip(".") or f"{ev.artifact}.mid"  # a DAW ignores hidden files
     if ev.metadata.get("partial") and ev.job:
-        return f"{ev.job}.partial.mid", True
+        return partial_name(ev.job), True
     return name, False
+
+
+def partial_name(job: str) -> str:
+    """The one file a running job's partial results share (removed once it completes)."""
+    return f"{job}.partial.mid"

@@ -34,7 +34,8 @@ VERSION = "1.0.0"
 class AmtEngine(Engine):
     """Spec kwargs: ``model`` (hub id, folder, or None for the bundled weights), ``device``
     and ``dtype`` (default: automatic), ``threads`` (torch intra-op threads; default
-    torch's choice), ``notes_every`` (events per streamed Notes chunk)."""
+    torch's choice), ``notes_every`` (events per streamed Notes chunk), ``partial_every``
+    (wall seconds between partial MIDI files of a running job)."""
 
     def __init__(
         self,
@@ -43,14 +44,18 @@ class AmtEngine(Engine):
         dtype: str | None = None,
         threads: int | None = None,
         notes_every: int = 4,
+        partial_every: float | None = None,
     ) -> None:
         if notes_every < 1:
             raise ValueError("notes_every must be >= 1")
+        if partial_every is not None and partial_every <= 0:
+            raise ValueError("partial_every must be > 0 seconds")
         self.model_name = model
         self.device = device
         self.dtype = dtype
         self.threads = threads if threads is not None else default_threads()
         self.notes_every = notes_every
+        self.partial_every = partial_every
         self.model: Any = None
         self.label: str | None = None
         self.decoder: Decoder | None = None
@@ -115,7 +120,10 @@ class AmtEngine(Engine):
             lambda name: midi_events(_read(cas, request, name), name),
             lambda name: _read(cas, request, name),
         )
-        return AmtRun(request, setup, decoder, cas, self.model, self.notes_every, self.label)
+        run = AmtRun(request, setup, decoder, cas, self.model, self.notes_every, self.label)
+        if self.partial_every is not None:
+            run.partial_every = self.partial_every
+        return run
 
     # -- BatchStepper -------------------------------------------------------------------------
 

@@ -4,11 +4,14 @@ A run's life: ``new`` (first step: Progress 0, rows join the decoder) -> ``decod
 (one token per variation per engine step; finished rows start their next stage) ->
 outputs, Progress 100 and Finished in the step where the last row ends. Generated
 events are streamed as Notes chunks every ``notes_every`` events (the first at once, so
-a piano roll starts filling immediately). ``embed`` jobs never decode.
+a piano roll starts filling immediately). A long run also writes each variation's MIDI so
+far as a partial Output every ``partial_every`` seconds, so a DAW can play what exists
+while the rest is generated. ``embed`` jobs never decode.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +58,7 @@ from engines.transform import ops as tops
 MIDI_MIME = "audio/midi"
 MAX_VARIATIONS = 8
 PROGRESS_EVERY = 48  # tokens between Progress events when no Notes chunk went out
+PARTIAL_EVERY = 10.0  # wall seconds between partial MIDI files of a running job
 EventsReader = Callable[[str], list[int]]
 BytesReader = Callable[[str], bytes]
 
@@ -190,6 +194,7 @@ class _Variation:
     pending: list[int] = field(default_factory=list)  # output ticks, not streamed yet
     streamed: list[int] = field(default_factory=list)
     finished: bool = False
+    in_partial: int = 0  # events in the last partial file written
 
 
 class AmtRun(JobRun):
@@ -202,6 +207,8 @@ class AmtRun(JobRun):
         model: Any,
         notes_every: int,
         label: str | None,
+        partial_every: float = PARTIAL_EVERY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(request.job_id)
         self.request = request
@@ -211,6 +218,9 @@ class AmtRun(JobRun):
         self.model = model
         self.notes_every = notes_every
         self.label = label
+        self.partial_every = partial_every
+        self._clock = clock
+        self._last_partial = clock()
         self.phase = "new"
         self.tokens = 0
         self._percent = 0.0
@@ -250,6 +260,7 @@ class AmtRun(JobRun):
                 for variation in self.variations:
                     self._start_stage(variation)
                 self.phase = "decoding"
+                self._last_partial = self._clock()
             return [Progress(self.job_id, 0, None, 0.0)]
         if self.phase == "embed":
             return self._embed()
@@ -271,6 +282,8 @@ class AmtRun(JobRun):
             events.append(self._progress())
         if all(v.finished for v in self.variations):
             events += self._finish()
+        elif self._clock() - self._last_partial >= self.partial_every:
+            events += self._partials()
         return events
 
     def cancel(self) -> list[EngineEvent]:
@@ -329,6 +342,17 @@ class AmtRun(JobRun):
             v.pending = []
         self._sent_notes = True
         return Notes(self.job_id, tuple(notes))
+
+    def _partials(self) -> list[EngineEvent]:
+        """Each variation's MIDI so far, where it has grown since its last partial file."""
+        self._last_partial = self._clock()
+        outputs: list[EngineEvent] = []
+        for v in self.variations:
+            so_far = v.streamed + v.pending
+            if not v.finished and len(so_far) > v.in_partial:
+                v.in_partial = len(so_far)
+                outputs.append(self._output(v, so_far, partial=True))
+        return outputs
 
     def _progress(self) -> Progress:
         stages = self.setup.plan.stages if self.setup.plan is not None else 1

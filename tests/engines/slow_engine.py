@@ -3,7 +3,8 @@
 Each step sleeps ``interval`` seconds, then emits one numbered Notes chunk (chunk
 ``i`` has onsets ``i * chunk_seconds + ...`` so ordering and gaps are checkable)
 and a Progress event. At the end it writes the notes as MIDI to the CAS; on
-cancel it writes what it has as a partial Output. ``crash`` kills the process
+cancel (and every ``partial_every`` chunks, if asked) it writes what it has as a partial
+Output. ``crash`` kills the process
 mid-run (``os._exit``), ``fail`` raises an EngineError mid-run, ``error`` raises a
 plain exception (a bug in the engine).
 """
@@ -44,6 +45,8 @@ class StreamParams(TaskParams):
     fail: bool = Field(False, description="raise EngineError(code='test_failure') half way")
     error: bool = Field(False, description="raise ZeroDivisionError half way")
     huge: bool = Field(False, description="emit a 2 MB event (bytes that belong in the CAS)")
+    partial_every: int = Field(0, ge=0, le=10_000,
+                               description="write the MIDI so far as a partial file every N chunks (0: never)")
 
 
 TASKS = TaskTable([TaskSpec("stream", "Emit numbered note chunks slowly", StreamParams)])
@@ -140,6 +143,8 @@ class SlowRun(JobRun):
         if self.index == p.chunks:
             self._done = True
             events += [self._output(partial=False), Finished(self.job_id, {"chunks": self.index})]
+        elif p.partial_every and self.index % p.partial_every == 0:
+            events.append(self._output(partial=True))
         return events
 
     def cancel(self) -> list[EngineEvent]:

@@ -159,6 +159,54 @@ async def test_cancel_mid_run_keeps_partial_notes_as_a_take(hub: HubProcess) -> 
           f"(ack {1000 * (t_ack - t_cancel):.0f} ms); {len(seqs)} chunks kept")
 
 
+async def test_partial_files_while_running_leave_only_the_result(hub: HubProcess) -> None:
+    """An engine writes the MIDI so far every few chunks: each partial file is announced
+    (a DAW can play it mid-generation) and replaces the previous one; the final result
+    replaces the last, so a completed job leaves one artifact and one take."""
+    async with ws_client(hub.ws_url, name="partials") as c:
+        sid, (sec,) = await new_session(c, "Partials", ("verse",))
+        await c.request({"type": "subscribe", "topics": [f"session:{sid}"]})
+        job = (await c.request(slow_job(sid, sec, chunks=6, interval=0.02, partial_every=2)))["result"]["job"]
+        frames = await job_frames(c, job, timeout=30)
+    events = [f["event"] for f in frames if f["type"] == "event"]
+    ready = [e for e in events if e["type"] == "file.ready"]
+    assert [e["metadata"].get("partial", False) for e in ready] == [True, True, False]
+    assert [e["metadata"]["note_count"] for e in ready] == [8, 16, 24]  # chunks 2, 4 and the end
+    (done,) = [e for e in events if e["type"] == "job.completed"]
+    assert [a["id"] for a in done["artifacts"]] == [ready[-1]["artifact"]]
+    with hub.http() as http:
+        listed = http.get("/artifacts", params={"session": sid}).json()["artifacts"]
+        session = http.get(f"/sessions/{sid}").json()
+        record = http.get(f"/jobs/{job}").json()
+    assert [a["id"] for a in listed] == [ready[-1]["artifact"]], "superseded partial files are deleted"
+    assert [t["artifact_id"] for t in session["sections"][0]["takes"]] == [ready[-1]["artifact"]]
+    assert [a["id"] for a in record["artifacts"]] == [ready[-1]["artifact"]]
+
+
+async def test_cancel_keeps_the_newest_partial_file_only(hub: HubProcess) -> None:
+    async with ws_client(hub.ws_url, name="partial-cancel") as c:
+        sid, (sec,) = await new_session(c, "Partial cancel", ("verse",))
+        await c.request({"type": "subscribe", "topics": [f"session:{sid}"]})
+        job = (await c.request(slow_job(sid, sec, chunks=400, interval=0.02, partial_every=2)))["result"]["job"]
+        seen: list[dict[str, Any]] = []
+        seen.append(await wait_frame(c, is_event("file.ready", job=job), 30, seen))
+        await c.request({"type": "job.cancel", "job": job})
+        frames = seen + await job_frames(c, job, timeout=30)
+    events = [f["event"] for f in frames if f["type"] == "event"]
+    ready = [e for e in events if e["type"] == "file.ready"]
+    assert len(ready) >= 2 and all(e["metadata"]["partial"] for e in ready)
+    (cancelled,) = [e for e in events if e["type"] == "job.cancelled"]
+    (kept,) = cancelled["partial_artifacts"]
+    assert kept["id"] == ready[-1]["artifact"]  # the one cancel wrote, with every streamed note
+    notes = sum(len(e["notes"]["pitch"]) for e in events if e["type"] == "job.notes")
+    assert kept["metadata"]["note_count"] == notes
+    with hub.http() as http:
+        listed = http.get("/artifacts", params={"session": sid}).json()["artifacts"]
+        session = http.get(f"/sessions/{sid}").json()
+    assert [a["id"] for a in listed] == [kept["id"]]
+    assert [t["artifact_id"] for t in session["sections"][0]["takes"]] == [kept["id"]]
+
+
 async def test_cancel_over_http_and_a_queued_job(make_hub: Callable[..., HubProcess]) -> None:
     proc = make_hub("[tutti.engine_concurrency]\nslow = 1\n")
     async with ws_client(proc.ws_url, name="http-cancel") as c:

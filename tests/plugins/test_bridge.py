@@ -1,4 +1,5 @@
-"""`tutti plugin` end to end: the real CLI mirrors an earlier file and a job's result."""
+"""`tutti plugin` end to end: the real CLI mirrors an earlier file, a job's partial file
+while it runs, and its result (the partial file goes once the job completes)."""
 
 from __future__ import annotations
 
@@ -27,19 +28,21 @@ async def test_bridge_mirrors_files_into_the_folder(hub: Hub, tmp_path: Path) ->
             assert resp.status_code == 201
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "plugins.bridge", "--hub", hub.ws_url, "--session", sid, "--folder", str(folder),
-            "--bpm", "120", "--progress", "lines", "--max-files", "2",
+            "--bpm", "120", "--progress", "lines", "--max-files", "3",
             cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         assert proc.stdout is not None
         lines: list[str] = []
         while not any("holding transport" in line for line in lines):
             lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode())
             assert lines[-1], "".join(lines)
-        await c.submit_job("slow", "stream", {"chunks": 4, "interval": 0.05}, session=sid, section=sec)
+        job = await c.submit_job("slow", "stream", {"chunks": 4, "interval": 0.05, "partial_every": 2},
+                                 session=sid, section=sec)
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         lines += out.decode().splitlines(keepends=True)
         text = "".join(lines)
         assert proc.returncode == 0, text
         assert "job " in text and "completed" in text and "ready: slow.mid" in text
+        assert f"ready: {job}.partial.mid" in text, text  # mirrored mid-generation, then removed
         names = sorted(p.name for p in folder.iterdir())
         assert names == ["earlier.mid", "slow.mid"], names  # no temp files left behind
         assert (folder / "earlier.mid").read_bytes() == earlier

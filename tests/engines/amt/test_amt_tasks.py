@@ -51,7 +51,8 @@ def run(engine: AmtEngine, cas: CasStore, request: EngineRequest) -> list[Engine
 
 
 def outputs(events: Sequence[EngineEvent]) -> list[Output]:
-    return [e for e in events if isinstance(e, Output)]
+    """The final results (a run slower than ``partial_every`` also writes partial files)."""
+    return [e for e in events if isinstance(e, Output) and not e.partial]
 
 
 def notes_of(cas: CasStore, output: Output) -> list[tuple[int, int, int, int, int, int]]:
@@ -104,6 +105,25 @@ def test_pitch_range_and_drums_only(engine: AmtEngine, cas: CasStore) -> None:
     assert streamed
     assert all(n.instrument == 128 or 48 <= n.pitch <= 52 for n in streamed)
     assert all(n.instrument in (0, 128) for n in streamed)
+
+
+def test_a_long_run_writes_partial_files_that_grow_into_the_result(cas: CasStore) -> None:
+    engine = AmtEngine(partial_every=1e-9)  # a partial file at every step that added notes
+    engine.use_model(cast(Any, BiasedModel()).eval(), "biased")
+    events = run(engine, cas, EngineRequest("grow", "generate", {"length_seconds": 4}, num_variations=2, seed=1))
+    files = [e for e in events if isinstance(e, Output)]
+    partial = [o for o in files if o.partial]
+    final = {o.variation_index: o for o in files if not o.partial}
+    assert list(final) == [0, 1] and files[-2:] == list(final.values())  # the results come last
+    for index, result in final.items():
+        result_notes = notes_of(cas, result)
+        mine = [o for o in partial if o.variation_index == index]
+        assert len(mine) >= 3
+        counts = [len(notes_of(cas, o)) for o in mine]
+        assert counts == sorted(set(counts)) and counts[-1] <= len(result_notes)  # each one grew
+        for o in mine:  # what a DAW played mid-generation is the start of the result
+            assert set(notes_of(cas, o)) <= set(result_notes)
+            assert o.metadata["notes"] == len(notes_of(cas, o))
 
 
 @pytest.mark.parametrize("task", ["generate", "continue"])
