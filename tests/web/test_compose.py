@@ -261,7 +261,9 @@ def test_errors_shown_in_plain_words(hub: HubProcess, browser: Browser) -> None:
     ctx.close()
 
 
-def test_roll_shows_the_selected_sections_take(hub: HubProcess, browser: Browser, page_errors: PageErrors) -> None:
+def test_roll_shows_the_selected_sections_take(
+    hub: HubProcess, browser: Browser, page_errors: PageErrors, shots: Path
+) -> None:
     """Picking a section puts its take on the roll (the chosen one, else the last), or an
     empty roll that says the section has none; a job being watched keeps the roll."""
     ctx, page = open_page(browser, f"{hub.url}/?name=Roll")
@@ -276,6 +278,21 @@ def test_roll_shows_the_selected_sections_take(hub: HubProcess, browser: Browser
     def roll() -> tuple[int, str]:
         count = int(page.get_attribute("#roll", "data-note-count") or 0)
         return count, page.text_content(".roll-caption") or ""
+
+    def wait_roll(want: tuple[int, str], what: str) -> None:
+        seen = [roll()]
+
+        def check() -> bool:
+            seen.append(roll())
+            return seen[-1] == want
+
+        try:
+            wait_until(check, what=what)
+        except AssertionError as exc:
+            page.screenshot(path=str(shots / "roll-failure.png"))
+            state = page.evaluate("({source: tutti.app.live.source, selected: tutti.app.selectedSection,"
+                                  " takes: tutti.store.session.sections.map((s) => s.takes.length)})")
+            raise AssertionError(f"{exc}: the roll showed {seen[-1]!r}; app state {state!r}") from None
 
     page.click(".block:nth-child(2) .block-select")
     wait_until(lambda: "Section 2 has no takes yet" in roll()[1], what="empty caption for section 2")
@@ -292,10 +309,9 @@ def test_roll_shows_the_selected_sections_take(hub: HubProcess, browser: Browser
     assert roll()[0] == 15 and "slow" in roll()[1], roll()  # the watched job keeps the roll
 
     page.click(".block:nth-child(1) .block-select")
-    wait_until(lambda: roll() == (0, "Section 1 has no takes yet: run a task on it to fill the roll."),
-               what="section 1's empty roll")
+    wait_roll((0, "Section 1 has no takes yet: run a task on it to fill the roll."), "section 1's empty roll")
     page.click(".block:nth-child(2) .block-select")
-    wait_until(lambda: roll() == (15, "Section 2, take 1 (none chosen yet): 15 notes"), what="section 2's last take")
+    wait_roll((15, "Section 2, take 1 (none chosen yet): 15 notes"), "section 2's last take")
     page.click(".take button[aria-label^='Choose']")
-    wait_until(lambda: roll() == (15, "Section 2, take 1: 15 notes"), what="the caption after choosing")
+    wait_roll((15, "Section 2, take 1: 15 notes"), "the caption after choosing")
     ctx.close()

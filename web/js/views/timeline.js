@@ -54,8 +54,11 @@ export class Timeline {
         h("span", { class: "tick", style: { left: `${((item.startBeat / this.#totalBeats) * 100).toFixed(3)}%` } }, String(Math.round(item.startBeat / perBar) + 1)),
       ),
     );
-    if (ordered.length) replaceChildren(this.lane, ordered);
-    else replaceChildren(this.lane, this.empty);
+    // Touch the lane only when its blocks changed: re-inserting a block between the
+    // mousedown and mouseup of a click would lose the click.
+    const want = ordered.length ? ordered : [this.empty];
+    const have = [...this.lane.children];
+    if (have.length !== want.length || have.some((el, i) => el !== want[i])) replaceChildren(this.lane, want);
   }
 
   get layout() {
@@ -68,14 +71,16 @@ export class Timeline {
   }
 
   #makeBlock(id) {
+    const name = h("span", { class: "block-name" });
+    const bars = h("span", { class: "block-bars" });
     const select = h("button", { type: "button", class: "block-select", onclick: (e) => {
       e.stopPropagation();
       this.app.selectSection(id);
-    } });
+    } }, name, bars);
     const canvas = h("canvas", { class: "block-notes", "aria-hidden": "true" });
     const handle = h("div", { class: "resize-handle", role: "slider", tabindex: 0, "aria-orientation": "horizontal", "aria-valuemin": 1, "aria-valuemax": 1024 });
     const el = h("div", { class: "block", draggable: "true", dataset: { section: id } }, canvas, select, handle);
-    const block = { el, select, canvas, handle, drawnFor: null, id };
+    const block = { el, select, nameEl: name, barsEl: bars, canvas, handle, drawnFor: null, id };
     this.#bindDrag(block);
     this.#bindResize(block);
     return block;
@@ -91,7 +96,9 @@ export class Timeline {
     const label = `${sec.name}, ${sec.bars} bars${takeIndex >= 0 ? `, take ${takeIndex + 1} chosen` : ""}`;
     block.select.setAttribute("aria-label", `Section ${label}`);
     block.select.setAttribute("aria-pressed", String(selected));
-    replaceChildren(block.select, h("span", { class: "block-name" }, sec.name), h("span", { class: "block-bars" }, `${sec.bars} bars${takeIndex >= 0 ? ` · take ${takeIndex + 1}` : ""}`));
+    // text set in place (new nodes under the pointer mid-click would lose the click)
+    setText(block.nameEl, sec.name);
+    setText(block.barsEl, `${sec.bars} bars${takeIndex >= 0 ? ` · take ${takeIndex + 1}` : ""}`);
     block.handle.setAttribute("aria-label", `Length of ${sec.name} in bars`);
     block.handle.setAttribute("aria-valuenow", String(sec.bars));
     block.sectionBeats = item.endBeat - item.startBeat;
@@ -216,4 +223,8 @@ export class Timeline {
     const x = (e.clientX - rect.left) / Math.max(rect.width, 1);
     this.app.seek(x * this.#totalBeats);
   }
+}
+
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }
