@@ -110,7 +110,7 @@ class AmtEngine(Engine):
             decoder.remove(row)
 
     def start(self, request: EngineRequest, cas: CasStore) -> JobRun:
-        from engines.amt.job import AmtRun, build_setup
+        from engines.amt.job import PARTIAL_EVERY, AmtRun, build_setup
 
         decoder = self._decoder()
         params = TASKS.validate(request.task, request.params)
@@ -120,10 +120,8 @@ class AmtEngine(Engine):
             lambda name: midi_events(_read(cas, request, name), name),
             lambda name: _read(cas, request, name),
         )
-        run = AmtRun(request, setup, decoder, cas, self.model, self.notes_every, self.label)
-        if self.partial_every is not None:
-            run.partial_every = self.partial_every
-        return run
+        every = PARTIAL_EVERY if self.partial_every is None else self.partial_every
+        return AmtRun(request, setup, decoder, cas, self.model, self.notes_every, self.label, every)
 
     # -- BatchStepper -------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ export class App {
   #pendingKeys = new Set();
   #frame = 0;
   #deleteArmed = null;
-  #rollKey = null; // "section:take" the roll last showed by default
+  #rollKey = null; // "section:take:chosen" the roll last showed by default
 
   constructor(root) {
     const proto = location.protocol === "https:" ? "wss" : "ws";
